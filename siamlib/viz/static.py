@@ -307,6 +307,18 @@ def triplet_grid(anchor, positive, negative, ax=None, *, d_ap=None, d_an=None, m
 
 
 # ----------------------------------------------------------------------------- verification
+def _labelled_pairs(dist, dissimilar, what: str):
+    """Flat float64 distances (N,) and 0/1 labels (N,), checked: same length, binary, both kinds present."""
+    d = _np(dist, "dist").reshape(-1).astype(np.float64)
+    y = _np(dissimilar, "dissimilar").reshape(-1)
+    _check_len("dist", d, "dissimilar", y)
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("dissimilar must hold 0 (similar pair) or 1 (dissimilar pair) only.")
+    if y.all() or not y.any():
+        raise ValueError(f"{what} needs both similar and dissimilar pairs; dissimilar holds only one kind.")
+    return d, y
+
+
 def distance_hist(dist, dissimilar, ax=None, *, bins: int = 50, threshold: float | None = None,
                   density: bool = True, title: str | None = None):
     """Histograms of pair distances, similar pairs (Y=0) and dissimilar pairs (Y=1) overlaid.
@@ -314,13 +326,7 @@ def distance_hist(dist, dissimilar, ax=None, *, bins: int = 50, threshold: float
     dist: (N,) distances; dissimilar: (N,) 0/1 (Hadsell et al.'s Y).
     Derived in notebooks/04_train_mnist.ipynb.
     """
-    d = _np(dist, "dist").reshape(-1).astype(np.float64)
-    y = _np(dissimilar, "dissimilar").reshape(-1)
-    _check_len("dist", d, "dissimilar", y)
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("dissimilar must hold 0 (similar pair) or 1 (dissimilar pair) only.")
-    if y.all() or not y.any():
-        raise ValueError("dissimilar holds only one kind of pair; pass both similar and dissimilar pairs.")
+    d, y = _labelled_pairs(dist, dissimilar, "a histogram of both kinds")
     ax = _new_ax(ax)
     edges = np.histogram_bin_edges(d, bins=bins)
     ax.hist(d[y == 0], bins=edges, alpha=0.6, density=density, color="tab:green", label="similar (Y=0)")
@@ -343,13 +349,7 @@ def roc_curve(dist, dissimilar, ax=None, *, label: str | None = None, title: str
     """
     from sklearn import metrics as skm
 
-    d = _np(dist, "dist").reshape(-1).astype(np.float64)
-    y = _np(dissimilar, "dissimilar").reshape(-1)
-    _check_len("dist", d, "dissimilar", y)
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("dissimilar must hold 0 (similar pair) or 1 (dissimilar pair) only.")
-    if y.all() or not y.any():
-        raise ValueError("an ROC needs both similar and dissimilar pairs; dissimilar holds only one kind.")
+    d, y = _labelled_pairs(dist, dissimilar, "an ROC")
     fpr, tpr, _ = skm.roc_curve(1 - y, -d)  # score: smaller distance = more likely same
     auc = skm.auc(fpr, tpr)
     ax = _new_ax(ax, figsize=(4.5, 4.5))
