@@ -55,7 +55,10 @@ def _check_labels(dissimilar: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
 
 
 def pair_distances(emb1: torch.Tensor, emb2: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance of each pair: (B, D), (B, D) → (B,)."""
+    """Euclidean distance of each pair: (B, D), (B, D) → (B,).
+
+    Used in notebooks/04_train_mnist.ipynb.
+    """
     if emb1.shape != emb2.shape:
         raise ValueError(f"emb1 and emb2 must have the same shape; got {tuple(emb1.shape)} and {tuple(emb2.shape)}.")
     return (emb1 - emb2).norm(dim=1)
@@ -67,6 +70,8 @@ def distance_histograms(dist, dissimilar, bins: int = 40) -> tuple[np.ndarray, n
 
     Both histograms share the same ``bins + 1`` edges, so they can be drawn
     on one axis; a good embedding separates the two humps.
+
+    Derived in notebooks/04_train_mnist.ipynb.
     """
     d = _as_1d(dist, "dist").double().numpy()
     y = _check_labels(_as_1d(dissimilar, "dissimilar"), torch.as_tensor(d)).numpy()
@@ -80,6 +85,8 @@ def roc_auc(dist, dissimilar) -> float:
     Equals the probability that a random dissimilar pair is farther apart
     than a random similar pair (ties count one half): the Mann–Whitney U
     statistic divided by ``n_similar · n_dissimilar``.
+
+    Derived in notebooks/04_train_mnist.ipynb.
     """
     d = _as_1d(dist, "dist").double()
     y = _check_labels(_as_1d(dissimilar, "dissimilar"), d)
@@ -110,6 +117,8 @@ def roc_curve(dist, dissimilar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     "Positive" here means dissimilar; fpr is the fraction of similar pairs
     wrongly called dissimilar.
+
+    No lesson calls it; it is the curve behind roc_auc of notebooks/04_train_mnist.ipynb.
     """
     d = _as_1d(dist, "dist").double().numpy()
     y = _check_labels(_as_1d(dissimilar, "dissimilar"), torch.as_tensor(d)).numpy()
@@ -120,7 +129,10 @@ def roc_curve(dist, dissimilar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def verification_accuracy(dist, dissimilar, threshold: float) -> float:
-    """Accuracy of the rule "dissimilar iff dist > threshold"."""
+    """Accuracy of the rule "dissimilar iff dist > threshold".
+
+    Derived in notebooks/04_train_mnist.ipynb.
+    """
     d = _as_1d(dist, "dist")
     y = _check_labels(_as_1d(dissimilar, "dissimilar"), d)
     return float(((d > threshold).long() == y).float().mean())
@@ -132,6 +144,8 @@ def best_threshold(dist, dissimilar) -> float:
     Choose it on a validation split and report the accuracy on test: a
     threshold tuned on the test pairs flatters the model. Candidates are the
     midpoints between consecutive sorted distances.
+
+    Derived in notebooks/04_train_mnist.ipynb.
     """
     d = _as_1d(dist, "dist").double()
     y = _check_labels(_as_1d(dissimilar, "dissimilar"), d)
@@ -218,6 +232,8 @@ def precision_at_1(emb: torch.Tensor, labels: torch.Tensor) -> float:
 
     Points that are alone in their class (R = 0) are skipped, as in
     :func:`retrieval_metrics`.
+
+    Derived in notebooks/04_train_mnist.ipynb; used in 03_triplet_loss.ipynb and 05_explore_embeddings.ipynb.
     """
     emb, labels = _check_emb(emb, labels)
     _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
@@ -229,12 +245,18 @@ def precision_at_1(emb: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def r_precision(emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """R-precision (see :func:`retrieval_metrics`)."""
+    """R-precision (see :func:`retrieval_metrics`).
+
+    Derived in notebooks/04_train_mnist.ipynb.
+    """
     return retrieval_metrics(emb, labels)["r_precision"]
 
 
 def map_at_r(emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """MAP@R of Musgrave et al. 2020 (see :func:`retrieval_metrics`)."""
+    """MAP@R of Musgrave et al. 2020 (see :func:`retrieval_metrics`).
+
+    Derived in notebooks/04_train_mnist.ipynb.
+    """
     return retrieval_metrics(emb, labels)["map_at_r"]
 
 
@@ -301,6 +323,8 @@ def lake_errors(embed_fn: Callable[[torch.Tensor], torch.Tensor], runs: Sequence
     20 training images (one per character); the nearest (smallest
     ``dist_fn``, default Euclidean distance of embeddings) is the prediction.
     ``embed_fn`` maps uint8 images (N, H, W) to embeddings (N, D).
+
+    Derived in notebooks/06_omniglot_one_shot.ipynb.
     """
     if len(runs) == 0:
         raise ValueError("runs is empty: load them with sl.data.load_lake_runs().")
@@ -338,7 +362,10 @@ Koch, Zemel & Salakhutdinov 2015)."""
 
 
 def lake_table(ours: dict[str, float]) -> str:
-    """A text table of our errors (``{name: error %}``) beside the published ones, best first."""
+    """A text table of our errors (``{name: error %}``) beside the published ones, best first.
+
+    Used in notebooks/06_omniglot_one_shot.ipynb.
+    """
     rows = [(name, err, "published") for name, err in LAKE_PUBLISHED.items()]
     rows += [(name, err, "this kit") for name, err in ours.items()]
     rows.sort(key=lambda r: r[1])

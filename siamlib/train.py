@@ -96,7 +96,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside a (nested) tuple/list/dict to ``device``."""
+    """Move every tensor inside a (nested) tuple/list/dict to ``device``.
+
+    Used in notebooks/01_twin_network.ipynb and by fit.
+    """
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
@@ -175,7 +178,10 @@ class History:
 
 # --------------------------------------------------------------------- checkpoints
 def checkpoint_path(name: str) -> Path:
-    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``: the two modes never mix."""
+    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``: the two modes never mix.
+
+    Used in notebooks/04_train_mnist.ipynb and 06_omniglot_one_shot.ipynb.
+    """
     mode = "quick" if config.is_quick() else "full"
     folder = config.cache_dir() / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
@@ -187,6 +193,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, history: History,
     """Write model (+ optimizer) state and the history atomically (temp file + ``os.replace``).
 
     A crash mid-write leaves the previous checkpoint intact, never a torn file.
+
+    Used by fit and load_or_train (the checkpoints of lessons 04 and 06).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,8 @@ def load_checkpoint(path: str | Path, model: nn.Module,
 
     Uses ``torch.load(weights_only=True)``: a checkpoint can hold tensors and
     plain containers, never code. Returns ``(history, finished)``.
+
+    Used by fit and load_or_train (the checkpoints of lessons 04 and 06).
     """
     path = Path(path)
     if not path.is_file():
@@ -393,6 +403,8 @@ def embed(model: nn.Module, images: torch.Tensor, batch_size: int = 512,
 
     Uses ``model.embed`` when the model has one (a SiameseNet), else the
     model itself; runs in eval mode without gradients, in batches.
+
+    Used in notebooks/03_triplet_loss.ipynb, 04_train_mnist.ipynb, 05_explore_embeddings.ipynb and 06_omniglot_one_shot.ipynb.
     """
     if images.dtype == torch.uint8:
         if images.dim() != 3:
@@ -422,6 +434,8 @@ def pair_diagnostics(emb1: torch.Tensor, emb2: torch.Tensor, dissimilar: torch.T
     ``pos_dist``/``neg_dist``: mean distance of similar/dissimilar pairs;
     ``frac_active``: fraction of pairs with a nonzero loss (every similar pair
     with d > 0, dissimilar pairs with d < margin); ``emb_norm``: mean norm.
+
+    Derived in notebooks/04_train_mnist.ipynb.
     """
     d = (emb1 - emb2).norm(dim=1)  # (B,)
     y = dissimilar.bool()
@@ -442,6 +456,8 @@ def triplet_diagnostics(emb: torch.Tensor, labels: torch.Tensor, frac_active: fl
     pairs of the batch (not only the mined ones, so strategies compare);
     ``frac_active``: the miner's share of selected triplets with a non-zero
     loss (``sl.mining.MiningStats.fraction_active``); ``emb_norm``: mean norm.
+
+    Derived in notebooks/04_train_mnist.ipynb.
     """
     dist = torch.cdist(emb, emb)  # (B, B)
     same = labels[:, None] == labels[None, :]  # (B, B)
@@ -456,7 +472,10 @@ def triplet_diagnostics(emb: torch.Tensor, labels: torch.Tensor, frac_active: fl
 
 
 def contrastive_step(margin: float = 1.0) -> Callable:
-    """A ``loss_fn`` for :func:`fit` on pair batches ``(x1, x2, dissimilar)`` (contrastive loss)."""
+    """A ``loss_fn`` for :func:`fit` on pair batches ``(x1, x2, dissimilar)`` (contrastive loss).
+
+    Derived in notebooks/04_train_mnist.ipynb (written there by hand as ``contrastive_fn``).
+    """
     from . import losses
 
     def step(model: nn.Module, batch):
@@ -473,6 +492,8 @@ def triplet_step(mining: str = "batch_hard", margin: float = 0.2, **loss_kwargs)
     """A ``loss_fn`` for :func:`fit` on P×K batches ``(images, labels)`` (mined triplet loss).
 
     ``loss_kwargs`` go to ``sl.losses.mined_triplet_loss`` (e.g. ``reduction="mean"``).
+
+    Used in notebooks/03_triplet_loss.ipynb and 05_explore_embeddings.ipynb.
     """
     from . import losses
 
@@ -559,6 +580,8 @@ def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, deg
     ±``shear``, shift up to ±``translate`` of the image size. Augmentation of
     this kind matters most when there are few examples per class (Omniglot:
     20 drawers per character). Runs on the tensor's device.
+
+    Used in notebooks/06_omniglot_one_shot.ipynb.
     """
     if x.dim() != 4:
         raise ValueError(f"random_affine expects (B, C, H, W); got {tuple(x.shape)}.")

@@ -31,19 +31,31 @@ _FAILED: dict[tuple, Exception] = {}  # downloads that failed in this process
 
 
 class DownloadError(RuntimeError):
-    """Every URL tried for a file failed; the message lists each URL and why."""
+    """Every URL tried for a file failed; the message lists each URL and why.
+
+    Raised by fetch; handled by load_mnist and load_omniglot (lesson 01 onwards).
+    """
 
 
 class ChecksumError(DownloadError):
-    """A file's md5 is not the published one (a corrupt download or local file)."""
+    """A file's md5 is not the published one (a corrupt download or local file).
+
+    Raised by fetch; handled by load_mnist and load_omniglot (lesson 01 onwards).
+    """
 
 
 class DataNotFoundError(FileNotFoundError):
-    """A dataset is neither on disk nor downloadable; the message says where we looked and what to do."""
+    """A dataset is neither on disk nor downloadable; the message says where we looked and what to do.
+
+    Used in notebooks/06_omniglot_one_shot.ipynb.
+    """
 
 
 def md5sum(path: str | os.PathLike) -> str:
-    """The md5 hex digest of a file, read in chunks."""
+    """The md5 hex digest of a file, read in chunks.
+
+    Used by load_mnist and load_omniglot to verify files (lesson 01 onwards).
+    """
     h = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -118,6 +130,8 @@ def fetch(urls: list[str] | str, dest: str | os.PathLike, md5: str | None = None
     Raises :class:`ChecksumError` if a server sent bytes with the wrong md5 (and
     no other URL gave the right ones), :class:`DownloadError` if every URL
     failed otherwise; both messages name each URL and its failure.
+
+    Used by load_mnist and load_omniglot (lesson 01 onwards).
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     if not urls:

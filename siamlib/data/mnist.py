@@ -52,7 +52,10 @@ FALLBACK_SEED = 0
 
 
 class MnistSubsetWarning(UserWarning):
-    """MNIST's training split is missing, so train/test are disjoint subsets of the test split."""
+    """MNIST's training split is missing, so train/test are disjoint subsets of the test split.
+
+    Used in notebooks/04_train_mnist.ipynb and 05_explore_embeddings.ipynb.
+    """
 
 
 _FALLBACK_WARNED = False

@@ -57,6 +57,8 @@ class Explorer:
     Callbacks (what the widgets call; tests and the bench call them directly):
     :meth:`set_snapshot`, :meth:`set_method`, :meth:`select`, :meth:`set_margin`,
     :meth:`set_color_by_label`, :meth:`set_active`, :meth:`on_click`.
+
+    Derived in notebooks/05_explore_embeddings.ipynb.
     """
 
     def __init__(self, embeddings, labels, images, *, snapshot_names=None, class_names=None, k: int = 5,

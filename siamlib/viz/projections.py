@@ -18,7 +18,10 @@ METHODS = ("pca", "tsne", "umap")
 
 @dataclass
 class Projection:
-    """A 2-D projection: ``points`` (N, 2), the method used, and a note if it differs from the one asked."""
+    """A 2-D projection: ``points`` (N, 2), the method used, and a note if it differs from the one asked.
+
+    Used in notebooks/05_explore_embeddings.ipynb (returned by project).
+    """
 
     points: np.ndarray
     method: str
@@ -97,6 +100,8 @@ class ProjectionCache:
     ``embeddings``: (S, N, D), one (N, D) embedding per snapshot (e.g. per epoch).
     ``get(s, method)`` computes on first use and caches; ``precompute`` fills the
     cache upfront with a progress bar. ``n_computed`` counts real computations (tests).
+
+    Used by Explorer (notebooks/05_explore_embeddings.ipynb).
     """
 
     embeddings: np.ndarray

@@ -59,6 +59,8 @@ def label_colors(labels, cmap: str | None = None) -> tuple[np.ndarray, list, obj
     """Map labels to colour indices: returns ``(codes (N,), classes, colormap)``.
 
     tab10 up to 10 classes, tab20 up to 20, a continuous map beyond (Omniglot).
+
+    Used by scatter, image_scatter and Explorer (notebooks/05_explore_embeddings.ipynb).
     """
     import matplotlib
 
