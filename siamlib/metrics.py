@@ -99,16 +99,14 @@ def roc_auc(dist, dissimilar) -> float:
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x``, tied values sharing the mean of their ranks (vectorised)."""
     order = np.argsort(x, kind="mergesort")
     sorted_x = x[order]
+    new = np.r_[True, sorted_x[1:] != sorted_x[:-1]]  # (N,) first of each run of ties
+    starts = np.flatnonzero(new)  # (G,)
+    ends = np.r_[starts[1:], len(x)] - 1  # (G,) last index of each run
     ranks = np.empty(len(x), dtype=float)
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks[order] = ((starts + ends) / 2 + 1)[np.cumsum(new) - 1]
     return ranks
 
 

@@ -396,6 +396,11 @@ def load_or_train(path: str | Path, train_fn: Callable[[], History], model: nn.M
 
 
 # --------------------------------------------------------------------- inference
+def _embedder(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model.embed`` when the model has one (a SiameseNet), else the model itself (an encoder)."""
+    return model.embed if hasattr(model, "embed") else model
+
+
 @torch.no_grad()
 def embed(model: nn.Module, images: torch.Tensor, batch_size: int = 512,
           device: torch.device | str | None = None) -> torch.Tensor:
@@ -414,14 +419,16 @@ def embed(model: nn.Module, images: torch.Tensor, batch_size: int = 512,
     else:
         scale = 1.0
     device = get_device() if device is None else torch.device(device)
-    fn = model.embed if hasattr(model, "embed") else model
+    fn = _embedder(model)
     was_training = model.training
     model.to(device).eval()
     out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device).float() * scale  # (b, 1, H, W)
-        out.append(fn(x).cpu())
-    model.train(was_training)
+    try:
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device).float() * scale  # (b, 1, H, W)
+            out.append(fn(x).cpu())
+    finally:  # an error mid-way still leaves the model in the mode it came in
+        model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -480,7 +487,7 @@ def contrastive_step(margin: float = 1.0) -> Callable:
 
     def step(model: nn.Module, batch):
         x1, x2, dissimilar = batch
-        emb = model.embed(torch.cat([x1, x2])) if hasattr(model, "embed") else model(torch.cat([x1, x2]))
+        emb = _embedder(model)(torch.cat([x1, x2]))  # (2B, D)
         emb1, emb2 = emb.chunk(2)  # (B, D) each
         loss = losses.contrastive_loss(emb1, emb2, dissimilar, margin=margin)
         return loss, pair_diagnostics(emb1, emb2, dissimilar, margin)
@@ -499,7 +506,7 @@ def triplet_step(mining: str = "batch_hard", margin: float = 0.2, **loss_kwargs)
 
     def step(model: nn.Module, batch):
         x, labels = batch
-        emb = model.embed(x) if hasattr(model, "embed") else model(x)  # (B, D)
+        emb = _embedder(model)(x)  # (B, D)
         loss, stats = losses.mined_triplet_loss(emb, labels, mining=mining, margin=margin, **loss_kwargs)
         return loss, triplet_diagnostics(emb.detach(), labels, stats.fraction_active)
 
@@ -550,7 +557,7 @@ def prototypical_step(n_way: int, k_shot: int, n_query: int) -> Callable:
                 f"an episode needs n_way * (k_shot + n_query) = {n_way * per_class} images; got {len(x)}. "
                 "Check the sampler's n_way, k_shot and n_query."
             )
-        emb = model.embed(x) if hasattr(model, "embed") else model(x)
+        emb = _embedder(model)(x)
         emb = emb.view(n_way, per_class, -1)  # (N, K+Q, D)
         prototypes = emb[:, :k_shot].mean(1)  # (N, D)
         queries = emb[:, k_shot:].reshape(n_way * n_query, -1)  # (N*Q, D)

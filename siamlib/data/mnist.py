@@ -27,7 +27,15 @@ import numpy as np
 import torch
 
 from .. import config
-from .download import ChecksumError, DataNotFoundError, DownloadError, check_md5, fetch, is_writable_dir
+from .download import (
+    ChecksumError,
+    DataNotFoundError,
+    DownloadError,
+    check_md5,
+    fetch,
+    is_writable_dir,
+    source_key,
+)
 from .images import ImageSet
 
 #: Download mirrors (URL prefixes ending in "/"); ``None`` = ``torchvision.datasets.MNIST.mirrors``.
@@ -59,7 +67,7 @@ class MnistSubsetWarning(UserWarning):
 
 
 _FALLBACK_WARNED = False
-_MEMO: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_MEMO: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def mirrors() -> list[str]:
@@ -103,7 +111,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _read_split(raw: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     paths = [_find(raw, n) for n in FILES[split]]
-    key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    key = source_key(*paths)  # changes when a file's path, size or mtime does
     if key not in _MEMO:
         for name, p in zip(FILES[split], paths):
             if p.suffix == ".gz":

@@ -178,6 +178,17 @@ def _decode_subset(path: Path, name: str, hw) -> dict:
     }
 
 
+def _cached(stem: str, path: Path, hw, decode) -> dict:
+    """The decoded arrays of ``path`` at size ``hw``: from the cache, else ``decode()`` and cache them."""
+    tag = "orig" if hw is None else f"{hw[0]}x{hw[1]}"
+    cfile = cache_path("omniglot", f"{stem}-{tag}", source_key(path, extra=_CACHE_VERSION + tag))
+    arrays = load_npz(cfile)
+    if arrays is None:
+        arrays = decode()
+        save_npz(cfile, **arrays)
+    return arrays
+
+
 def load_omniglot(
     subset: str = "background", root: str | os.PathLike | None = None, download: bool = True, size=None
 ) -> ImageSet:
@@ -195,12 +206,7 @@ def load_omniglot(
     hw = _resize_to(size)
     name = f"images_{subset}"
     path = find_zip(name, root, download)
-    tag = "orig" if hw is None else f"{hw[0]}x{hw[1]}"
-    cfile = cache_path("omniglot", f"{subset}-{tag}", source_key(path, extra=_CACHE_VERSION + tag))
-    arrays = load_npz(cfile)
-    if arrays is None:
-        arrays = _decode_subset(path, name, hw)
-        save_npz(cfile, **arrays)
+    arrays = _cached(subset, path, hw, lambda: _decode_subset(path, name, hw))
     return ImageSet(
         images=torch.from_numpy(arrays["images"]),
         labels=torch.from_numpy(arrays["labels"]),
@@ -268,12 +274,7 @@ def load_lake_runs(root: str | os.PathLike | None = None, download: bool = True,
     """
     hw = _resize_to(size)
     path = find_zip("all_runs", root, download)
-    tag = "orig" if hw is None else f"{hw[0]}x{hw[1]}"
-    cfile = cache_path("omniglot", f"all_runs-{tag}", source_key(path, extra=_CACHE_VERSION + tag))
-    arrays = load_npz(cfile)
-    if arrays is None:
-        arrays = _decode_runs(path, hw)
-        save_npz(cfile, **arrays)
+    arrays = _cached("all_runs", path, hw, lambda: _decode_runs(path, hw))
     return [
         OneShotRun(
             name=str(arrays["names"][r]),
