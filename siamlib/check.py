@@ -37,6 +37,14 @@ def _call(fn: Callable, *args, **kwargs):
         return None, exc
 
 
+def _int_list(out) -> list[int] | None:
+    """The learner's indices as a flat list of ints, or None when ``out`` is not index-like."""
+    try:
+        return [int(i) for i in torch.as_tensor(out).reshape(-1)]
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _scalar(out) -> torch.Tensor | None:
     if isinstance(out, torch.Tensor) and out.dim() == 0:
         return out
@@ -210,7 +218,7 @@ def count_triplets(fn: Callable) -> bool:
         except Exception:  # noqa: BLE001
             return _report(False, f"return an integer; got {type(out).__name__}.")
         if got != want:
-            same = (labels[:, None] == labels[None, :]).sum(1)
+            same = mining._class_sizes(labels)  # (B,) size of each row's class
             with_self = int((same * (len(labels) - same)).sum())
             if got == with_self:
                 return _report(False, f"for labels {labels.tolist()} you count {got}: you let the positive be the anchor itself; a != p, so P_a = (size of a's class) − 1.")
@@ -241,9 +249,8 @@ def nearest_neighbours(fn: Callable) -> bool:
         out, exc = _call(fn, emb, index, k)
         if exc is not None:
             return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(emb, index, k) with emb a (8, 2) float tensor.")
-        try:
-            got = [int(i) for i in torch.as_tensor(out).reshape(-1)]
-        except Exception:  # noqa: BLE001
+        got = _int_list(out)
+        if got is None:
             return _report(False, f"return k indices (a tensor or list of ints); got {type(out).__name__}.")
         if got == want:
             continue
@@ -268,9 +275,8 @@ def hardest_negative(fn: Callable) -> bool:
     out, exc = _call(fn, emb, labels)
     if exc is not None:
         return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(emb, labels) with (8, 2) and (8,) tensors.")
-    try:
-        got = [int(i) for i in torch.as_tensor(out).reshape(-1)]
-    except Exception:  # noqa: BLE001
+    got = _int_list(out)
+    if got is None:
         return _report(False, f"return one index per point; got {type(out).__name__}.")
     if got == want:
         return _report(True, "correct: the nearest point with a different label, for every point.")

@@ -34,7 +34,13 @@ def contrastive_loss_from_distance(
         raise ValueError(f"{name}: got an empty batch (B = 0); pass at least one pair.")
     margin = check_margin(name, margin)
     check_reduction(name, reduction)
-    y = check_binary(name, dissimilar, dist.shape[0]).to(dist.device, dist.dtype)  # (B,)
+    y = check_binary(name, dissimilar, dist.shape[0])  # (B,)
+    return _contrastive(dist, y, margin, reduction)
+
+
+def _contrastive(dist: torch.Tensor, y: torch.Tensor, margin: float, reduction: str) -> torch.Tensor:
+    """The loss itself, on checked arguments: ``dist`` (B,), ``y`` (B,) float 0/1."""
+    y = y.to(dist.device, dist.dtype)
     similar_term = 0.5 * dist.pow(2)  # pull together
     dissimilar_term = 0.5 * torch.relu(margin - dist).pow(2)  # push apart, up to the margin
     losses = (1.0 - y) * similar_term + y * dissimilar_term  # (B,)
@@ -56,7 +62,10 @@ def contrastive_loss(
     identical embeddings give finite (zero) gradients instead of NaN.
     Derived in notebooks/02_contrastive_loss.ipynb.
     """
-    check_pair_batch("contrastive_loss", emb1, emb2)
-    check_binary("contrastive_loss", dissimilar, emb1.shape[0])  # name this function in the error
+    name = "contrastive_loss"
+    check_pair_batch(name, emb1, emb2)
+    y = check_binary(name, dissimilar, emb1.shape[0])  # (B,)
+    margin = check_margin(name, margin)
+    check_reduction(name, reduction)
     dist = pair_distance(emb1, emb2)  # (B,)
-    return contrastive_loss_from_distance(dist, dissimilar, margin=margin, reduction=reduction)
+    return _contrastive(dist, y, margin, reduction)

@@ -38,7 +38,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, reduct
     logits = z @ z.T / temperature  # (2N, 2N)
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, float("-inf"))  # a view is not its own candidate
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # (2N,) index of the twin
+    idx = torch.arange(n, device=z.device)
+    target = torch.cat([idx + n, idx])  # (2N,) index of the twin
     return F.cross_entropy(logits, target, reduction=reduction)
 
 

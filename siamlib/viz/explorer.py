@@ -25,17 +25,11 @@ import time
 import numpy as np
 
 from .projections import METHODS, ProjectionCache, knn
-from .static import _as_images, label_colors
+from .static import _as_images, _np, label_colors
 
 __all__ = ["Explorer"]
 
 _GREY = (0.6, 0.6, 0.6, 0.5)
-
-
-def _np(x, dtype=None):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
 
 
 class Explorer:
@@ -68,7 +62,7 @@ class Explorer:
         self.cache = ProjectionCache(embeddings, seed=seed)  # validates (S, N, D)
         self.emb = self.cache.embeddings  # (S, N, D) float32
         S, N, _ = self.emb.shape
-        self.labels = _np(labels).reshape(-1)
+        self.labels = _np(labels, "labels").reshape(-1)
         if len(self.labels) != N:
             raise ValueError(f"labels has {len(self.labels)} entries but the embeddings have {N} points; "
                              "pass one label per embedded image.")
@@ -258,12 +252,19 @@ class Explorer:
         self.neighbour_text = ", ".join(f"#{j} (label {lab(j)}, d={dj:.3f})" for j, dj in zip(nbr, dist))
 
     # ------------------------------------------------------------------ callbacks
+    def _via_widget(self, control: str, value) -> bool:
+        """With the widget built and its ``control`` not yet at ``value``: move the control and
+        return True; its observer then calls the setter back, so widget and state stay in step."""
+        if self._widget is None or getattr(self, control).value == value:
+            return False
+        getattr(self, control).value = value
+        return True
+
     def set_snapshot(self, snapshot: int) -> None:
         """Show training snapshot ``snapshot`` (the epoch slider)."""
         if not 0 <= snapshot < len(self.emb):
             raise ValueError(f"snapshot={snapshot} out of range; there are {len(self.emb)} snapshots.")
-        if self._widget is not None and self._snap_slider.value != snapshot:
-            self._snap_slider.value = snapshot  # keep the slider in step; its observer calls back here
+        if self._via_widget("_snap_slider", snapshot):  # keep the slider in step; it calls back here
             return
         self.snapshot = int(snapshot)
         self._update_scatter()
@@ -275,8 +276,7 @@ class Explorer:
         method = str(method).lower()
         if method not in self.methods:
             raise ValueError(f"method={method!r}; this explorer offers {self.methods}.")
-        if self._widget is not None and self._method_dd.value != method:
-            self._method_dd.value = method
+        if self._via_widget("_method_dd", method):
             return
         self.method = method
         self._update_scatter()
@@ -287,8 +287,7 @@ class Explorer:
         """Select point ``index``: show its image and its k nearest neighbours in the embedding."""
         if not 0 <= index < len(self.labels):
             raise ValueError(f"index={index} out of range for {len(self.labels)} points.")
-        if self._widget is not None and self._index_box.value != index:
-            self._index_box.value = index
+        if self._via_widget("_index_box", index):
             return
         self.index = int(index)
         self._update_selection()
@@ -309,8 +308,7 @@ class Explorer:
         """'pairs' (contrastive) or 'triplets': which loss the margin highlight is for."""
         if mode not in ("pairs", "triplets"):
             raise ValueError(f"mode={mode!r}; use 'pairs' or 'triplets'.")
-        if self._widget is not None and self._active_tb.value != mode:
-            self._active_tb.value = mode
+        if self._via_widget("_active_tb", mode):
             return
         self.active_mode = mode
         self._update_selection()
@@ -318,8 +316,7 @@ class Explorer:
 
     def set_color_by_label(self, on: bool) -> None:
         """Colour points by label (True) or all grey (False)."""
-        if self._widget is not None and self._color_cb.value != bool(on):
-            self._color_cb.value = bool(on)
+        if self._via_widget("_color_cb", bool(on)):
             return
         self.color_by_label = bool(on)
         for coll, rgba in zip(self._point_colls, self._class_rgba):
