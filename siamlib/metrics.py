@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from .mining import pair_distance
+
 __all__ = [
     "pair_distances",
     "distance_histograms",
@@ -61,7 +63,7 @@ def pair_distances(emb1: torch.Tensor, emb2: torch.Tensor) -> torch.Tensor:
     """
     if emb1.shape != emb2.shape:
         raise ValueError(f"emb1 and emb2 must have the same shape; got {tuple(emb1.shape)} and {tuple(emb2.shape)}.")
-    return (emb1 - emb2).norm(dim=1)
+    return pair_distance(emb1, emb2)
 
 
 # --------------------------------------------------------------------- verification

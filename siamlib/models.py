@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .mining import pair_distance
+
 __all__ = ["conv_block", "MnistEncoder", "OmniglotEncoder", "SiameseNet"]
 
 
@@ -152,5 +154,5 @@ class SiameseNet(nn.Module):
         emb = self.encoder(torch.cat([x1, x2]))  # (2B, D): one pass, shared weights
         emb1, emb2 = emb.chunk(2)  # (B, D) each
         if self.head == "distance":
-            return (emb1 - emb2).pow(2).sum(1).clamp_min(1e-12).sqrt()  # (B,)
+            return pair_distance(emb1, emb2)  # (B,), exact, finite gradient at 0
         return self.koch((emb1 - emb2).abs()).squeeze(1)  # (B,) logit of "same"

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import config
+from .mining import pair_distance
 
 __all__ = [
     "get_device",
@@ -444,7 +445,7 @@ def pair_diagnostics(emb1: torch.Tensor, emb2: torch.Tensor, dissimilar: torch.T
 
     Derived in notebooks/04_train_mnist.ipynb.
     """
-    d = (emb1 - emb2).norm(dim=1)  # (B,)
+    d = pair_distance(emb1, emb2)  # (B,)
     y = dissimilar.bool()
     active = torch.where(y, d < margin, d > 1e-6)
     return {
