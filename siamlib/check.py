@@ -45,6 +45,11 @@ def _int_list(out) -> list[int] | None:
         return None
 
 
+def _raised(exc: Exception, call: str) -> bool:
+    """Report that the learner's function raised, and how the check called it."""
+    return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as {call}.")
+
+
 def _scalar(out) -> torch.Tensor | None:
     if isinstance(out, torch.Tensor) and out.dim() == 0:
         return out
@@ -74,7 +79,7 @@ def contrastive_loss(fn: Callable, margin: float = 1.5) -> bool:
     m = margin
     out, exc = _call(fn, emb1, emb2, y, m)
     if exc is not None:
-        return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(emb1, emb2, dissimilar, margin) with (6, 2) float tensors.")
+        return _raised(exc, "fn(emb1, emb2, dissimilar, margin) with (6, 2) float tensors")
     value = _scalar(out)
     if value is None:
         return _report(False, f"return one number (a 0-dim tensor): the mean over the pairs; got {getattr(out, 'shape', type(out))}. Did you forget .mean()?")
@@ -131,7 +136,7 @@ def triplet_loss(fn: Callable, margin: float = 0.3) -> bool:
     anchor, positive, negative = _triplet_cases()
     out, exc = _call(fn, anchor, positive, negative, margin)
     if exc is not None:
-        return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(anchor, positive, negative, margin) with (5, 2) tensors.")
+        return _raised(exc, "fn(anchor, positive, negative, margin) with (5, 2) tensors")
     value = _scalar(out)
     if value is None:
         return _report(False, f"return one number (a 0-dim tensor), the mean over triplets; got {getattr(out, 'shape', type(out))}.")
@@ -168,7 +173,7 @@ def batch_hard(fn: Callable) -> bool:
     dist = mining.pairwise_distances(emb)
     out, exc = _call(fn, labels, dist)
     if exc is not None:
-        return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(labels, dist) with labels (10,) and dist (10, 10).")
+        return _raised(exc, "fn(labels, dist) with labels (10,) and dist (10, 10)")
     try:
         a, p, n = (torch.as_tensor(t).long().flatten() for t in out)
     except Exception:  # noqa: BLE001
@@ -211,7 +216,7 @@ def count_triplets(fn: Callable) -> bool:
     for labels in cases:
         out, exc = _call(fn, labels)
         if exc is not None:
-            return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(labels) with a (B,) int64 tensor.")
+            return _raised(exc, "fn(labels) with a (B,) int64 tensor")
         want = mining.count_valid_triplets(labels)
         try:
             got = int(out)
@@ -248,7 +253,7 @@ def nearest_neighbours(fn: Callable) -> bool:
     for index, k, want in cases:
         out, exc = _call(fn, emb, index, k)
         if exc is not None:
-            return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(emb, index, k) with emb a (8, 2) float tensor.")
+            return _raised(exc, "fn(emb, index, k) with emb a (8, 2) float tensor")
         got = _int_list(out)
         if got is None:
             return _report(False, f"return k indices (a tensor or list of ints); got {type(out).__name__}.")
@@ -274,7 +279,7 @@ def hardest_negative(fn: Callable) -> bool:
     want = [4, 4, 4, 1, 1, 1, 2, 4]
     out, exc = _call(fn, emb, labels)
     if exc is not None:
-        return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(emb, labels) with (8, 2) and (8,) tensors.")
+        return _raised(exc, "fn(emb, labels) with (8, 2) and (8,) tensors")
     got = _int_list(out)
     if got is None:
         return _report(False, f"return one index per point; got {type(out).__name__}.")
@@ -315,7 +320,7 @@ def neighbour_overlap(fn: Callable) -> bool:
     for a, b, k in [(lifted, emb, 2), (emb, squashed, 2), (emb, squashed, 3)]:
         out, exc = _call(fn, a, b, k)
         if exc is not None:
-            return _report(False, f"your function raised {type(exc).__name__}: {exc}. It is called as fn(emb, points2d, k).")
+            return _raised(exc, "fn(emb, points2d, k)")
         try:
             got = float(out)
         except Exception:  # noqa: BLE001

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from .projections import METHODS, ProjectionCache, knn
-from .static import _as_images, _np, label_colors
+from .static import _as_images, _code_rgba, _np, label_colors
 
 __all__ = ["Explorer"]
 
@@ -97,8 +97,7 @@ class Explorer:
         self._dmax = self._distance_scale()
         self.margin = float(margin) if margin is not None else round(self._d10, 2)
         self._codes, self._classes, cmap = label_colors(self.labels)
-        ncls = len(self._classes)
-        self._label_rgba = cmap(self._codes / max(ncls - 1, 1) if cmap.N > 20 else self._codes)  # (N, 4)
+        self._label_rgba = _code_rgba(cmap, self._codes, len(self._classes))  # (N, 4)
         self._label_rgba[:, 3] = 0.75
         self._widget = None
         self.last_render_ms: float | None = None

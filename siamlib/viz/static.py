@@ -71,6 +71,15 @@ def label_colors(labels, cmap: str | None = None) -> tuple[np.ndarray, list, obj
     return codes, list(classes), matplotlib.colormaps[cmap]
 
 
+def _code_rgba(cm, codes, n_classes: int):
+    """RGBA of class codes (an int or an (N,) array) under ``cm`` from :func:`label_colors`.
+
+    A listed map (tab10, tab20) takes the code as its index; a continuous map
+    (more than 20 classes) spreads the codes over [0, 1].
+    """
+    return cm(codes / max(n_classes - 1, 1) if cm.N > 20 else codes)
+
+
 def _as_images(images, name: str = "images") -> np.ndarray:
     """(N, H, W) float array in [0, 1] from uint8 (N,H,W) / (N,1,H,W) or float in [0, 1]."""
     arr = _np(images, name)
@@ -137,15 +146,14 @@ def scatter(points2d, labels=None, ax=None, *, s: float | None = None, alpha: fl
                 f"class_names has {len(class_names)} entries but labels go up to {max(classes)}; "
                 "pass one name per class index (e.g. ImageSet.class_names)."
             )
-        norm_codes = codes / max(len(classes) - 1, 1) if cm.N > 20 else codes
-        ax.scatter(pts[:, 0], pts[:, 1], c=cm(norm_codes), s=s, alpha=alpha, linewidths=0)
+        ax.scatter(pts[:, 0], pts[:, 1], c=_code_rgba(cm, codes, len(classes)), s=s, alpha=alpha, linewidths=0)
         if legend is None:
             legend = len(classes) <= 20
         if legend:
             from matplotlib.lines import Line2D
 
             handles = [
-                Line2D([], [], marker="o", ls="", color=cm(i / max(len(classes) - 1, 1) if cm.N > 20 else i),
+                Line2D([], [], marker="o", ls="", color=_code_rgba(cm, i, len(classes)),
                        label=str(class_names[c]) if class_names is not None else str(c))
                 for i, c in enumerate(classes)
             ]
@@ -186,7 +194,7 @@ def image_scatter(points2d, images, ax=None, *, zoom: float | None = None, max_i
     for i in idx:
         tile = imgs[i]
         if labels is not None:
-            c = cm(codes[i] / max(len(classes) - 1, 1) if cm.N > 20 else codes[i])
+            c = _code_rgba(cm, codes[i], len(classes))
             rgba = np.ones(tile.shape + (4,), np.float32)
             rgba[..., :3] = np.asarray(c[:3], np.float32)
             rgba[..., 3] = tile  # ink shows in the class colour, background transparent
