@@ -5,6 +5,8 @@
   Quick mode changes sizes, never the steps: notebooks call :func:`pick`.
 * ``SIAMLIB_DATA`` is the data root (it may be read-only).
 * ``SIAMLIB_CACHE`` is where decoded data and checkpoints go (writable).
+* ``SIAMLIB_MIRROR`` is an HTTP server laid out like the data root
+  (``MNIST/raw/``, ``omniglot/``) to download from instead of the public sources.
 
 Introduced in notebooks/01_twin_network.ipynb.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TypeVar
+
+__all__ = ["is_quick", "pick", "data_root", "set_data_root"]
 
 T = TypeVar("T")
 
@@ -56,6 +60,33 @@ def data_root() -> Path:
         return Path(env).expanduser().resolve()
     checkout = _checkout_root()
     return checkout / "data" if checkout is not None else Path.home() / "siamlib-data"
+
+
+def set_data_root(path: str | os.PathLike) -> Path:
+    """Point siamlib at a data folder from inside a notebook (the same as setting ``SIAMLIB_DATA``).
+
+    Call it in the first cell, before any loader. Used in notebooks/01_twin_network.ipynb.
+    """
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise ValueError(f"set_data_root: {root} is not a folder; pass the folder that holds MNIST/ and omniglot/.")
+    os.environ["SIAMLIB_DATA"] = str(root)
+    return root
+
+
+#: The public download sources (the same as torchvision's; a test keeps them equal).
+MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
+
+
+def mirrors(dataset: str) -> list[str]:
+    """URL prefixes (ending in "/") to download ``dataset`` ("mnist" or "omniglot") from, in order."""
+    own = os.environ.get("SIAMLIB_MIRROR", "").strip().rstrip("/")
+    if dataset == "mnist":
+        return [f"{own}/MNIST/raw/"] if own else list(MNIST_URLS)
+    if dataset == "omniglot":
+        return [f"{own}/omniglot/"] if own else [OMNIGLOT_URL]
+    raise ValueError(f"mirrors: dataset must be 'mnist' or 'omniglot'; got {dataset!r}.")
 
 
 def cache_dir() -> Path:

@@ -52,7 +52,7 @@ def pairwise_distances(emb: torch.Tensor, other: torch.Tensor | None = None, squ
     ref = emb if other is None else other
     if emb.dim() != 2 or ref.dim() != 2 or ref.shape[1] != emb.shape[1]:
         raise ValueError(
-            f"pairwise_distances expects (B, D) and (M, D) tensors; got {tuple(emb.shape)} and {tuple(ref.shape)}."
+            f"pairwise_distances expects (B, D) and (M, D) tensors of the same feature size; got {tuple(emb.shape)} and {tuple(ref.shape)}."
         )
     if emb.shape[0] == 0 or ref.shape[0] == 0:
         raise ValueError("pairwise_distances got an empty batch; pass at least one embedding.")

@@ -1,12 +1,13 @@
 """How the field judges a metric embedding.
 
-* Verification: is this pair the same class? Pair-distance histograms,
-  ROC AUC, accuracy at a threshold chosen on a validation split.
-* Retrieval: precision@1, R-precision and MAP@R (Musgrave, Belongie & Lim,
-  "A Metric Learning Reality Check", ECCV 2020).
-* One-shot / few-shot: N-way K-shot episode accuracy with a 95% interval,
-  and Lake et al.'s (2015) 20 official within-alphabet runs.
+* Verification — is this pair the same class? One convention throughout
+  ``sl.metrics`` and ``sl.viz``: the *positive* class is ``dissimilar = 1`` and
+  the score is the distance (large distance ⇒ dissimilar). ROC through
+  scikit-learn.
+* Retrieval — precision@1, R-precision, MAP@R (Musgrave, Belongie & Lim 2020).
+* One-shot — N-way K-shot episode accuracy, and Lake et al.'s (2015) 20 runs.
 
+Every metric rejects NaN or infinite input: a diverged model never scores well.
 Derived in notebooks/04_train_mnist.ipynb (verification, retrieval) and
 notebooks/06_omniglot_one_shot.ipynb (episodes, Lake's runs).
 """
@@ -18,144 +19,77 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .mining import pair_distance
+from .distances import pairwise_distances
 
-__all__ = [
-    "pair_distances",
-    "distance_histograms",
-    "roc_auc",
-    "roc_curve",
-    "best_threshold",
-    "verification_accuracy",
-    "precision_at_1",
-    "r_precision",
-    "map_at_r",
-    "retrieval_metrics",
-    "episode_accuracy",
-    "lake_errors",
-    "lake_error",
-    "LAKE_PUBLISHED",
-    "lake_table",
-]
+__all__ = ["distance_histograms", "roc_auc", "best_threshold", "verification_accuracy", "precision_at_1",
+           "map_at_r", "retrieval_metrics", "episode_accuracy", "lake_errors", "lake_error",
+           "LAKE_PUBLISHED", "lake_table"]
 
 
-# --------------------------------------------------------------------- helpers
-def _as_1d(x, name: str) -> torch.Tensor:
+def _finite(x, name: str) -> torch.Tensor:
     t = torch.as_tensor(x).detach().cpu()
-    if t.dim() != 1:
-        raise ValueError(f"{name} must be 1-D (one value per pair); got shape {tuple(t.shape)}.")
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty; pass at least one value.")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} holds NaN or inf values (a diverged model, or a bad input); "
+                         "a metric on them would be meaningless. Check the model's outputs first.")
     return t
 
 
-def _check_labels(dissimilar: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-    if len(dissimilar) != len(dist):
-        raise ValueError(f"dist has {len(dist)} pairs but dissimilar has {len(dissimilar)}; pass one label per pair.")
-    y = dissimilar.long()
+def _pairs(dist, dissimilar) -> tuple[np.ndarray, np.ndarray]:
+    """Checked 1-D distances and 0/1 labels (1 = dissimilar), as NumPy arrays."""
+    d, y = _finite(dist, "dist").double(), _finite(dissimilar, "dissimilar")
+    if d.dim() != 1 or y.shape != d.shape:
+        raise ValueError(f"dist and dissimilar must be 1-D with one value per pair; got {tuple(d.shape)} "
+                         f"and {tuple(y.shape)}.")
     if not bool(((y == 0) | (y == 1)).all()):
-        raise ValueError("dissimilar must be 0 (similar pair) or 1 (dissimilar pair), the Hadsell et al. convention.")
-    return y
-
-
-def pair_distances(emb1: torch.Tensor, emb2: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance of each pair: (B, D), (B, D) → (B,).
-
-    Used in notebooks/04_train_mnist.ipynb.
-    """
-    if emb1.shape != emb2.shape:
-        raise ValueError(f"emb1 and emb2 must have the same shape; got {tuple(emb1.shape)} and {tuple(emb2.shape)}.")
-    return pair_distance(emb1, emb2)
+        raise ValueError("dissimilar must be 0 (similar pair) or 1 (dissimilar pair), Hadsell et al.'s Y.")
+    return d.numpy(), y.long().numpy()
 
 
 # --------------------------------------------------------------------- verification
-def distance_histograms(dist, dissimilar, bins: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Histogram data of pair distances, split by label: ``(edges, similar_counts, dissimilar_counts)``.
-
-    Both histograms share the same ``bins + 1`` edges, so they can be drawn
-    on one axis; a good embedding separates the two humps.
+def distance_histograms(dist, dissimilar, bins: int = 40):
+    """``(edges, similar_counts, dissimilar_counts)`` on shared bin edges.
 
     Derived in notebooks/04_train_mnist.ipynb.
     """
-    d = _as_1d(dist, "dist").double().numpy()
-    y = _check_labels(_as_1d(dissimilar, "dissimilar"), torch.as_tensor(d)).numpy()
+    d, y = _pairs(dist, dissimilar)
     edges = np.histogram_bin_edges(d, bins=bins)
     return edges, np.histogram(d[y == 0], edges)[0], np.histogram(d[y == 1], edges)[0]
 
 
 def roc_auc(dist, dissimilar) -> float:
-    """Area under the ROC curve for "large distance ⇒ dissimilar".
+    """Area under the ROC curve of "large distance ⇒ dissimilar" (``sklearn.metrics.roc_auc_score``).
 
-    Equals the probability that a random dissimilar pair is farther apart
-    than a random similar pair (ties count one half): the Mann–Whitney U
-    statistic divided by ``n_similar · n_dissimilar``.
-
-    Derived in notebooks/04_train_mnist.ipynb.
+    The probability that a random dissimilar pair lies farther apart than a
+    random similar one. Derived in notebooks/04_train_mnist.ipynb.
     """
-    d = _as_1d(dist, "dist").double()
-    y = _check_labels(_as_1d(dissimilar, "dissimilar"), d)
-    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
-    if n_pos == 0 or n_neg == 0:
+    from sklearn.metrics import roc_auc_score
+
+    d, y = _pairs(dist, dissimilar)
+    if y.min() == y.max():
         raise ValueError("roc_auc needs both similar (0) and dissimilar (1) pairs.")
-    ranks = torch.as_tensor(_average_ranks(d.numpy()))  # 1-based ranks, ties averaged
-    u = ranks[y == 1].sum().item() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``x``, tied values sharing the mean of their ranks (vectorised)."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    new = np.r_[True, sorted_x[1:] != sorted_x[:-1]]  # (N,) first of each run of ties
-    starts = np.flatnonzero(new)  # (G,)
-    ends = np.r_[starts[1:], len(x)] - 1  # (G,) last index of each run
-    ranks = np.empty(len(x), dtype=float)
-    ranks[order] = ((starts + ends) / 2 + 1)[np.cumsum(new) - 1]
-    return ranks
-
-
-def roc_curve(dist, dissimilar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(fpr, tpr, thresholds)``: predicting "dissimilar" when ``dist > threshold``.
-
-    "Positive" here means dissimilar; fpr is the fraction of similar pairs
-    wrongly called dissimilar.
-
-    No lesson calls it; it is the curve behind roc_auc of notebooks/04_train_mnist.ipynb.
-    """
-    d = _as_1d(dist, "dist").double().numpy()
-    y = _check_labels(_as_1d(dissimilar, "dissimilar"), torch.as_tensor(d)).numpy()
-    thresholds = np.concatenate([[np.inf], np.unique(d)[::-1], [-np.inf]])
-    tpr = np.array([(d[y == 1] > t).mean() for t in thresholds])
-    fpr = np.array([(d[y == 0] > t).mean() for t in thresholds])
-    return fpr, tpr, thresholds
+    return float(roc_auc_score(y, d))
 
 
 def verification_accuracy(dist, dissimilar, threshold: float) -> float:
-    """Accuracy of the rule "dissimilar iff dist > threshold".
-
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
-    d = _as_1d(dist, "dist")
-    y = _check_labels(_as_1d(dissimilar, "dissimilar"), d)
-    return float(((d > threshold).long() == y).float().mean())
+    """Accuracy of "dissimilar iff dist > threshold". Derived in notebooks/04_train_mnist.ipynb."""
+    d, y = _pairs(dist, dissimilar)
+    return float(((d > threshold) == (y == 1)).mean())
 
 
 def best_threshold(dist, dissimilar) -> float:
-    """The threshold with the best verification accuracy on THESE pairs.
+    """The threshold with the best accuracy on THESE pairs: choose it on validation, report on test.
 
-    Choose it on a validation split and report the accuracy on test: a
-    threshold tuned on the test pairs flatters the model. Candidates are the
-    midpoints between consecutive sorted distances.
-
+    Candidates are midpoints between consecutive sorted distances.
     Derived in notebooks/04_train_mnist.ipynb.
     """
-    d = _as_1d(dist, "dist").double()
-    y = _check_labels(_as_1d(dissimilar, "dissimilar"), d)
-    order = torch.argsort(d)
+    d, y = _pairs(dist, dissimilar)
+    order = np.argsort(d, kind="stable")
     ds, ys = d[order], y[order]
-    # threshold below the k-th sorted distance: the first k are called similar
-    correct_similar = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(1 - ys, 0)])  # (N+1,)
-    dissimilar_above = int(ys.sum()) - torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(ys, 0)])
-    acc = correct_similar + dissimilar_above  # (N+1,)
-    k = int(torch.argmax(acc))
+    # cut before the k-th sorted distance: the first k are called similar
+    acc = np.r_[0, np.cumsum(1 - ys)] + (ys.sum() - np.r_[0, np.cumsum(ys)])  # (N+1,) correct calls
+    k = int(np.argmax(acc))
     if k == 0:
         return float(ds[0] - 1e-6)
     if k == len(ds):
@@ -164,186 +98,106 @@ def best_threshold(dist, dissimilar) -> float:
 
 
 # --------------------------------------------------------------------- retrieval
-def _ranked_neighbours(emb: torch.Tensor, labels: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
-    """Labels of each point's k nearest OTHER points (leave-one-out), nearest first: (N, k)."""
-    emb = emb.detach().float().cpu()
+def _retrieval_setup(emb, labels):
+    emb, labels = _finite(emb, "emb").float(), torch.as_tensor(labels).cpu()
+    if emb.dim() != 2 or labels.shape != (len(emb),):
+        raise ValueError(f"expected emb (N, D) and labels (N,); got {tuple(emb.shape)} and {tuple(labels.shape)}.")
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    r = counts[inverse] - 1  # (N,) relevant items of each query
+    if not bool((r > 0).any()):
+        raise ValueError("every class has a single example: retrieval needs at least two per class.")
+    return emb, labels, r
+
+
+def _neighbour_labels(emb: torch.Tensor, labels: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    """``(N, k)``: labels of each point's k nearest OTHER points, nearest first."""
     out = []
     for i in range(0, len(emb), chunk):
-        d = torch.cdist(emb[i:i + chunk], emb)  # (c, N)
+        d = pairwise_distances(emb[i:i + chunk], emb)  # (c, N)
         rows = torch.arange(i, min(i + chunk, len(emb)))
         d[rows - i, rows] = math.inf  # a query never retrieves itself
-        idx = torch.topk(d, k, dim=1, largest=False).indices  # (c, k), ascending distance
-        out.append(labels[idx])
+        out.append(labels[d.topk(k, dim=1, largest=False).indices])
     return torch.cat(out)
 
 
-def _check_emb(emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    emb = torch.as_tensor(emb)
-    labels = torch.as_tensor(labels).cpu()
-    if emb.dim() != 2 or labels.dim() != 1 or len(emb) != len(labels):
-        raise ValueError(
-            f"expected emb (N, D) and labels (N,); got {tuple(emb.shape)} and {tuple(labels.shape)}."
-        )
-    if len(emb) < 2:
-        raise ValueError("retrieval needs at least two embeddings.")
-    return emb, labels
+def retrieval_metrics(emb, labels) -> dict[str, float]:
+    """Leave-one-out retrieval: ``precision_at_1``, ``r_precision``, ``map_at_r``.
 
-
-def retrieval_metrics(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Leave-one-out retrieval within one set: ``precision_at_1``, ``r_precision``, ``map_at_r``.
-
-    Every point queries all the others. For a query of class c, R is the
-    number of OTHER points of class c; queries with R = 0 are skipped (as in
-    pytorch-metric-learning). With rel(i) = 1 if the i-th neighbour is of
-    class c and P(i) the precision of the first i neighbours:
-
-    * precision@1 = rel(1)
-    * R-precision = (1/R) Σ_{i≤R} rel(i)
-    * MAP@R = (1/R) Σ_{i≤R} P(i)·rel(i)       (Musgrave et al. 2020)
-
-    each averaged over queries. Derived in notebooks/04_train_mnist.ipynb.
+    For a query of class c, R = the number of OTHER points of class c
+    (queries with R = 0 are skipped, as in pytorch-metric-learning). With
+    rel(i) = 1 if the i-th neighbour is of class c and P(i) the precision of
+    the first i: P@1 = rel(1); R-precision = (1/R) Σ_{i≤R} rel(i);
+    MAP@R = (1/R) Σ_{i≤R} P(i) rel(i). Derived in notebooks/04_train_mnist.ipynb.
     """
-    emb, labels = _check_emb(emb, labels)
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    r = counts[inverse] - 1  # (N,) relevant items per query
-    keep = r > 0
-    if not bool(keep.any()):
-        raise ValueError("every class has a single example: retrieval needs at least two per class.")
-    max_r = int(r.max())
-    nn_labels = _ranked_neighbours(emb, labels, max_r)  # (N, max_r)
-    rel = (nn_labels == labels[:, None]).double()  # (N, max_r)
-    positions = torch.arange(1, max_r + 1, dtype=torch.double)  # (max_r,)
-    within_r = positions[None, :] <= r[:, None]  # (N, max_r)
-    rel_r = rel * within_r
-    precision_at_i = torch.cumsum(rel_r, 1) / positions  # (N, max_r)
-    rd = r.clamp_min(1).double()
-    p1 = rel[:, 0]
-    r_prec = rel_r.sum(1) / rd
-    map_r = (precision_at_i * rel_r).sum(1) / rd
-    return {
-        "precision_at_1": float(p1[keep].mean()),
-        "r_precision": float(r_prec[keep].mean()),
-        "map_at_r": float(map_r[keep].mean()),
-    }
+    emb, labels, r = _retrieval_setup(emb, labels)
+    rel = (_neighbour_labels(emb, labels, int(r.max())) == labels[:, None]).double()  # (N, R_max)
+    positions = torch.arange(1, rel.shape[1] + 1, dtype=torch.double)  # (R_max,)
+    rel_r = rel * (positions[None, :] <= r[:, None])  # only the first R count
+    keep, rd = r > 0, r.clamp_min(1).double()
+    map_r = (torch.cumsum(rel_r, 1) / positions * rel_r).sum(1) / rd
+    return {"precision_at_1": float(rel[keep, 0].mean()), "r_precision": float((rel_r.sum(1) / rd)[keep].mean()),
+            "map_at_r": float(map_r[keep].mean())}
 
 
-def precision_at_1(emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of points whose nearest other point has the same label (leave-one-out).
-
-    Points that are alone in their class (R = 0) are skipped, as in
-    :func:`retrieval_metrics`.
+def precision_at_1(emb, labels) -> float:
+    """Share of points whose nearest other point has their label (points alone in their class skipped).
 
     Derived in notebooks/04_train_mnist.ipynb; used in 03_triplet_loss.ipynb and 05_explore_embeddings.ipynb.
     """
-    emb, labels = _check_emb(emb, labels)
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    keep = counts[inverse] > 1
-    if not bool(keep.any()):
-        raise ValueError("every class has a single example: retrieval needs at least two per class.")
-    hit = _ranked_neighbours(emb, labels, 1)[:, 0] == labels
-    return float(hit[keep].double().mean())
+    emb, labels, r = _retrieval_setup(emb, labels)
+    hit = _neighbour_labels(emb, labels, 1)[:, 0] == labels
+    return float(hit[r > 0].double().mean())
 
 
-def r_precision(emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """R-precision (see :func:`retrieval_metrics`).
-
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
-    return retrieval_metrics(emb, labels)["r_precision"]
-
-
-def map_at_r(emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """MAP@R of Musgrave et al. 2020 (see :func:`retrieval_metrics`).
-
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
+def map_at_r(emb, labels) -> float:
+    """MAP@R (see :func:`retrieval_metrics`). Derived in notebooks/04_train_mnist.ipynb."""
     return retrieval_metrics(emb, labels)["map_at_r"]
 
 
 # --------------------------------------------------------------------- episodes
-def episode_accuracy(emb: torch.Tensor, labels: torch.Tensor, n_way: int = 20, k_shot: int = 1,
-                     n_query: int = 1, n_episodes: int = 1000, groups: torch.Tensor | None = None,
-                     seed: int = 0) -> tuple[float, float]:
-    """N-way K-shot accuracy of nearest-prototype classification: ``(mean, 95% half-width)``.
+def episode_accuracy(emb, labels, n_way: int = 20, k_shot: int = 1, n_query: int = 1, n_episodes: int = 1000,
+                     groups=None, seed: int = 0) -> tuple[float, float]:
+    """N-way K-shot accuracy of nearest-prototype classification: ``(mean, 95 % half-width)``.
 
-    Each episode draws ``n_way`` classes (all from one group — one alphabet —
-    when ``groups`` is given: "within alphabet"), ``k_shot`` support and
-    ``n_query`` query examples per class, disjoint. A query is assigned to
-    the class whose prototype (mean support embedding) is nearest. The
-    interval is 1.96 · std / √episodes over per-episode accuracies.
-
-    Derived in notebooks/06_omniglot_one_shot.ipynb.
+    Episodes come from ``sl.data.EpisodeSampler`` (within one group — an
+    alphabet — when ``groups`` is given). The interval, 1.96·std/√episodes,
+    treats episodes as independent: it is too narrow when they reuse the same
+    few images. Derived in notebooks/06_omniglot_one_shot.ipynb.
     """
-    emb, labels = _check_emb(emb, labels)
-    emb = emb.detach().float().cpu()
-    if n_way < 2 or k_shot < 1 or n_query < 1 or n_episodes < 1:
-        raise ValueError(f"need n_way >= 2, k_shot, n_query, n_episodes >= 1; got {n_way}, {k_shot}, {n_query}, {n_episodes}.")
-    rng = np.random.default_rng(seed)
-    labels_np = labels.numpy()
-    need = k_shot + n_query
-    by_class = {int(c): np.flatnonzero(labels_np == c) for c in np.unique(labels_np)}
-    eligible = [c for c, idx in by_class.items() if len(idx) >= need]
-    if groups is None:
-        pools = [eligible]
-    else:
-        g = torch.as_tensor(groups).cpu().numpy()
-        pools = []
-        for gid in np.unique(g):
-            pools.append([c for c in eligible if g[by_class[c][0]] == gid])
-    pools = [p for p in pools if len(p) >= n_way]
-    if not pools:
-        raise ValueError(
-            f"no {'group' if groups is not None else 'set'} has {n_way} classes with >= {need} "
-            f"examples each; lower n_way or k_shot + n_query."
-        )
-    accs = np.empty(n_episodes)
-    for e in range(n_episodes):
-        pool = pools[rng.integers(len(pools))]
-        classes = rng.choice(pool, size=n_way, replace=False)
-        support, query = [], []
-        for c in classes:
-            idx = rng.choice(by_class[int(c)], size=need, replace=False)
-            support.append(idx[:k_shot])
-            query.append(idx[k_shot:])
-        prototypes = emb[np.stack(support)].mean(1)  # (n_way, D)
-        q = emb[np.concatenate(query)]  # (n_way * n_query, D)
-        truth = np.repeat(np.arange(n_way), n_query)
-        pred = torch.cdist(q, prototypes).argmin(1).numpy()
-        accs[e] = (pred == truth).mean()
-    half = 1.96 * accs.std(ddof=1) / math.sqrt(n_episodes) if n_episodes > 1 else math.nan
+    from .data import EpisodeSampler
+
+    emb = _finite(emb, "emb").float()
+    sampler = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, groups=groups, seed=seed)
+    truth = torch.arange(n_way).repeat_interleave(n_query)  # (N*Q,)
+    accs = []
+    for idx in sampler:
+        support, query = sampler.split(emb[idx])  # (N, K, D), (N, Q, D)
+        pred = pairwise_distances(query.reshape(n_way * n_query, -1), support.mean(1)).argmin(1)
+        accs.append((pred == truth).double().mean().item())
+    accs = np.asarray(accs)
+    half = 1.96 * accs.std(ddof=1) / math.sqrt(len(accs)) if len(accs) > 1 else math.nan
     return float(accs.mean()), float(half)
 
 
 # --------------------------------------------------------------------- Lake's 20 runs
-def lake_errors(embed_fn: Callable[[torch.Tensor], torch.Tensor], runs: Sequence,
-                dist_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> list[float]:
-    """Error % of each of Lake et al.'s one-shot runs.
-
-    For each run, every one of the 20 test images is compared with the run's
-    20 training images (one per character); the nearest (smallest
-    ``dist_fn``, default Euclidean distance of embeddings) is the prediction.
-    ``embed_fn`` maps uint8 images (N, H, W) to embeddings (N, D).
+def lake_errors(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = None) -> list[float]:
+    """Error % of each of Lake et al.'s one-shot runs: each test image takes the class of its nearest
+    training image (``dist_fn``, default Euclidean, on ``embed_fn(images)``).
 
     Derived in notebooks/06_omniglot_one_shot.ipynb.
     """
     if len(runs) == 0:
         raise ValueError("runs is empty: load them with sl.data.load_lake_runs().")
-    dist_fn = dist_fn or torch.cdist
+    dist_fn = dist_fn or pairwise_distances
     errors = []
     for run in runs:
-        train_emb = embed_fn(run.train_images)  # (20, D)
-        test_emb = embed_fn(run.test_images)  # (20, D)
-        pred = dist_fn(test_emb, train_emb).argmin(1).cpu()  # (20,)
-        errors.append(100.0 * float((pred != torch.as_tensor(run.answers).cpu()).double().mean()))
+        d = _finite(dist_fn(embed_fn(run.test_images), embed_fn(run.train_images)), f"distances of {run.name}")
+        errors.append(100.0 * float((d.argmin(1) != torch.as_tensor(run.answers)).double().mean()))
     return errors
 
 
-def lake_error(embed_fn: Callable[[torch.Tensor], torch.Tensor], runs: Sequence,
-               dist_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
-    """Lake et al.'s (2015) one-shot error: the per-run error % averaged over the runs.
-
-    Derived in notebooks/06_omniglot_one_shot.ipynb.
-    """
+def lake_error(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = None) -> float:
+    """Lake et al.'s one-shot error: the per-run error % averaged. Derived in notebooks/06_omniglot_one_shot.ipynb."""
     return float(np.mean(lake_errors(embed_fn, runs, dist_fn)))
 
 
@@ -357,19 +211,16 @@ LAKE_PUBLISHED: dict[str, float] = {
     "BPL, minimal training (background small 1)": 4.3,
     "Deep convnet, minimal training (background small 1)": 24.0,
 }
-"""Published one-shot error % on Lake's 20 runs (Lake, Salakhutdinov & Tenenbaum 2015, Science;
-Koch, Zemel & Salakhutdinov 2015)."""
+"""Published one-shot error % on Lake's 20 runs (Lake, Salakhutdinov & Tenenbaum 2015, Science)."""
 
 
 def lake_table(ours: dict[str, float]) -> str:
-    """A text table of our errors (``{name: error %}``) beside the published ones, best first.
+    """Our errors (``{name: error %}``) beside the published ones, best first, as text.
 
     Used in notebooks/06_omniglot_one_shot.ipynb.
     """
-    rows = [(name, err, "published") for name, err in LAKE_PUBLISHED.items()]
-    rows += [(name, err, "this kit") for name, err in ours.items()]
-    rows.sort(key=lambda r: r[1])
+    rows = sorted([(n, e, "published") for n, e in LAKE_PUBLISHED.items()] + [(n, e, "this kit") for n, e in ours.items()],
+                  key=lambda r: r[1])
     width = max(len(r[0]) for r in rows)
     lines = [f"{'method':<{width}}  error %  source", "-" * (width + 19)]
-    lines += [f"{name:<{width}}  {err:7.1f}  {src}" for name, err, src in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + [f"{n:<{width}}  {e:7.1f}  {s}" for n, e, s in rows])

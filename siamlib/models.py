@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mining import pair_distance
+from .distances import pair_distance
 
-__all__ = ["conv_block", "MnistEncoder", "OmniglotEncoder", "SiameseNet"]
+__all__ = ["MnistEncoder", "OmniglotEncoder", "SiameseNet"]
 
 
 def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Sequential:
@@ -152,7 +152,10 @@ class SiameseNet(nn.Module):
                 f"the two inputs must have the same shape; got {tuple(x1.shape)} and {tuple(x2.shape)}."
             )
         emb = self.encoder(torch.cat([x1, x2]))  # (2B, D): one pass, shared weights
-        emb1, emb2 = emb.chunk(2)  # (B, D) each
+        return self.compare(*emb.chunk(2))
+
+    def compare(self, emb1: torch.Tensor, emb2: torch.Tensor) -> torch.Tensor:
+        """The head alone, on two ``(B, D)`` embeddings: a distance, or Koch's logit of "same"."""
         if self.head == "distance":
             return pair_distance(emb1, emb2)  # (B,), exact, finite gradient at 0
         return self.koch((emb1 - emb2).abs()).squeeze(1)  # (B,) logit of "same"

@@ -20,13 +20,7 @@ CLOSED = "http://127.0.0.1:9/"  # nothing listens on the discard port: no test r
 
 @pytest.fixture(autouse=True)
 def _no_internet(monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", [CLOSED])
-
-
-@pytest.fixture
-def fresh_warning(monkeypatch):
-    """Forget that the once-per-process fallback warning was shown."""
-    monkeypatch.setattr(mnist, "_FALLBACK_WARNED", False)
+    monkeypatch.setenv("SIAMLIB_MIRROR", CLOSED)
 
 
 def _reference_idx(path: Path) -> np.ndarray:
@@ -85,11 +79,9 @@ def test_fallback_split_is_disjoint_and_covers():
     assert sorted(train_idx.tolist() + test_idx.tolist()) == list(range(10000))
     again = mnist.fallback_split(10000)
     assert torch.equal(again[0], train_idx)  # deterministic
-    with pytest.raises(ValueError, match="n_train"):
-        mnist.fallback_split(10, n_train=10)
 
 
-def test_mirror_train_and_test_are_disjoint_subsets_of_t10k(mirror_root, tmp_path, fresh_warning):
+def test_mirror_train_and_test_are_disjoint_subsets_of_t10k(mirror_root, tmp_path):
     raw = tmp_path / "MNIST" / "raw"  # exactly the mirror's MNIST files, whatever else SIAMLIB_DATA holds
     raw.mkdir(parents=True)
     for f in mnist.FILES["test"]:
@@ -97,11 +89,10 @@ def test_mirror_train_and_test_are_disjoint_subsets_of_t10k(mirror_root, tmp_pat
     ref_images = _reference_idx(raw / "t10k-images-idx3-ubyte.gz")
     ref_labels = _reference_idx(raw / "t10k-labels-idx1-ubyte.gz")
     assert ref_images.shape == (10000, 28, 28) and ref_labels[0] == 7  # the first t10k digit is a 7
-    with pytest.warns(sl.data.MnistSubsetWarning, match="DISJOINT subsets of the 10,000-image TEST split"):
+    with pytest.warns(sl.data.MnistSubsetWarning, match="disjoint subsets of the 10,000 test images") as caught:
         train = sl.data.load_mnist("train", root=tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the warning is shown once per process, not again
         test = sl.data.load_mnist("test", root=tmp_path)
+    assert all("\n" not in str(w.message) and len(str(w.message)) < 200 for w in caught)  # one short line
     assert train.images.shape == (8000, 28, 28) and test.images.shape == (2000, 28, 28)
     assert train.images.dtype == torch.uint8 and train.labels.dtype == torch.int64
     assert set(train.labels.tolist()) == set(range(10)) == set(test.labels.tolist())
@@ -111,7 +102,7 @@ def test_mirror_train_and_test_are_disjoint_subsets_of_t10k(mirror_root, tmp_pat
     # disjoint by content too: no test image appears in train
     train_rows = {r.tobytes() for r in train.images.numpy()}
     assert not any(r.tobytes() in train_rows for r in test.images.numpy())
-    assert "training split not present" in train.source
+    assert "disjoint subset" in train.source
 
 
 def test_nothing_present_names_folder_files_and_ways_out(tmp_path):
@@ -119,18 +110,21 @@ def test_nothing_present_names_folder_files_and_ways_out(tmp_path):
         sl.data.load_mnist("train", root=tmp_path, download=False)
     msg = str(info.value)
     assert str(tmp_path / "MNIST" / "raw") in msg
-    assert "t10k-images-idx3-ubyte.gz" in msg and "train-labels-idx1-ubyte.gz" in msg
-    assert "SIAMLIB_DATA" in msg and "download=True" in msg
+    assert "t10k-images-idx3-ubyte.gz" in msg and "download=False" in msg
+    first = msg.splitlines()[0]
+    assert first.startswith("MNIST not found") and "SIAMLIB_DATA" in first  # the first line names the fix
+    assert len(msg.splitlines()) <= 10 and info.value.__cause__ is None and info.value.__suppress_context__ is False
     assert isinstance(info.value, FileNotFoundError)
     assert list(tmp_path.rglob("*")) == []  # nothing was created
 
 
-def test_default_root_is_the_mirror(mirror_root, fresh_warning):
+def test_default_root_is_the_mirror(mirror_root):
     """With SIAMLIB_DATA pointing at the mirror, no root argument is needed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sl.data.MnistSubsetWarning)
         s = sl.data.load_mnist("test")
-    assert str(mirror_root / "MNIST" / "raw") in s.source and s.images.shape[1:] == (28, 28)
+        t = sl.data.load_mnist("test", root=mirror_root)
+    assert torch.equal(s.images, t.images) and s.images.shape[1:] == (28, 28)
 
 
 def test_train_split_alone_is_enough_for_train(tmp_path):
@@ -156,12 +150,12 @@ def _read_only_copy(src_root: Path, dst_root: Path, files) -> Path:
     return dst_root
 
 
-def test_read_only_root_works(mirror_root, tmp_path, fresh_warning):
+def test_read_only_root_works(mirror_root, tmp_path):
     files = ["MNIST/raw/t10k-images-idx3-ubyte.gz", "MNIST/raw/t10k-labels-idx1-ubyte.gz"]
     root = _read_only_copy(mirror_root, tmp_path / "ro", files)
     before = sorted(str(p) for p in root.rglob("*"))
     try:
-        with pytest.warns(sl.data.MnistSubsetWarning, match="not writable"):
+        with pytest.warns(sl.data.MnistSubsetWarning):
             s = sl.data.load_mnist("test", root=root)  # download=True, but the root is read-only
         assert s.images.shape == (2000, 28, 28)
         assert sorted(str(p) for p in root.rglob("*")) == before  # nothing written into the root
@@ -175,10 +169,10 @@ def test_torchvision_tables_agree(monkeypatch):
     from torchvision.datasets import MNIST
 
     assert dict(MNIST.resources) == mnist.MD5
-    monkeypatch.setattr(mnist, "MIRRORS", None)
-    assert mnist.mirrors() == list(MNIST.mirrors) and len(MNIST.mirrors) >= 1
-    monkeypatch.setattr(mnist, "MIRRORS", ["http://example.invalid/mnist/"])
-    assert mnist.mirrors() == ["http://example.invalid/mnist/"]
+    monkeypatch.delenv("SIAMLIB_MIRROR")
+    assert sl.config.mirrors("mnist") == list(MNIST.mirrors) and len(MNIST.mirrors) >= 1
+    monkeypatch.setenv("SIAMLIB_MIRROR", "http://example.invalid/")
+    assert sl.config.mirrors("mnist") == ["http://example.invalid/MNIST/raw/"]
 
 
 def test_corrupt_local_gz_is_refused_with_advice(mirror_root, tmp_path):
@@ -189,5 +183,5 @@ def test_corrupt_local_gz_is_refused_with_advice(mirror_root, tmp_path):
     data = bytearray((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
     data[-20] ^= 0xFF
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(data))
-    with pytest.raises(sl.data.ChecksumError, match="expected ec29112dd5afa0611ce80d1b7f02629c"):
+    with pytest.raises(sl.data.ChecksumError, match="published md5 ec29112dd5afa0611ce80d1b7f02629c"):
         sl.data.load_mnist("test", root=tmp_path, download=False)

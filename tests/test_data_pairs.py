@@ -77,17 +77,6 @@ def test_pairs_errors_say_what_to_do():
     assert bool((d == 1).all())
 
 
-def test_triplets_valid_and_reproducible():
-    labels = _labels()
-    a, p, n = sl.data.make_triplets(labels, 2000, seed=1)
-    assert a.shape == p.shape == n.shape == (2000,)
-    assert bool((labels[a] == labels[p]).all()) and bool((a != p).all())
-    assert bool((labels[a] != labels[n]).all())
-    assert 42 not in labels[a].tolist()  # the singleton class has no positive
-    a2, p2, n2 = sl.data.make_triplets(labels, 2000, seed=1)
-    assert torch.equal(a, a2) and torch.equal(p, p2) and torch.equal(n, n2)
-
-
 def test_pair_dataset_items_and_batches():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (25, 6, 5), dtype=torch.uint8, generator=g)
@@ -107,18 +96,6 @@ def test_pair_dataset_items_and_batches():
     torch.testing.assert_close(by, ds.dissimilar[:8])
     with pytest.raises(ValueError, match="disagree"):
         sl.data.PairDataset(images[:3], labels, 4)
-
-
-def test_triplet_dataset_items():
-    images = torch.arange(25, dtype=torch.uint8).view(25, 1, 1).expand(25, 3, 3).contiguous()
-    labels = _labels()
-    ds = sl.data.TripletDataset(images, labels, n_triplets=30, seed=0)
-    anchor, positive, negative = next(iter(DataLoader(ds, batch_size=30)))
-    assert anchor.shape == (30, 1, 3, 3)
-    # each image's pixel value is its index: recover the indices and check the classes
-    a, p, n = ((t[:, 0, 0, 0] * 255).round().long() for t in (anchor, positive, negative))
-    assert torch.equal(a, ds.a) and torch.equal(p, ds.p) and torch.equal(n, ds.n)
-    assert bool((labels[a] == labels[p]).all()) and bool((labels[a] != labels[n]).all())
 
 
 def test_pairs_invariants_on_random_label_sets():

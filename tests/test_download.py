@@ -1,8 +1,7 @@
 """The download path, for real: a local HTTP server on 127.0.0.1 serving the mirror's files.
 
-The loaders are pointed at it through their documented module attributes
-(``siamlib.data.mnist.MIRRORS``, ``siamlib.data.omniglot.URL_BASE``). Nothing
-here touches the internet.
+The loaders are pointed at it through ``SIAMLIB_MIRROR`` (a server laid out like
+the data root). Nothing here touches the internet.
 """
 from __future__ import annotations
 
@@ -69,11 +68,12 @@ def closed_port_url() -> str:
 def served(mirror_root, tmp_path) -> Path:
     """A folder with copies of the mirror's files, flat, as a mirror server would hold them."""
     folder = tmp_path / "served"
-    folder.mkdir()
+    (folder / "MNIST" / "raw").mkdir(parents=True)
+    (folder / "omniglot").mkdir()
     for f in MNIST_FILES:
-        shutil.copy(mirror_root / "MNIST" / "raw" / f, folder / f)
+        shutil.copy(mirror_root / "MNIST" / "raw" / f, folder / "MNIST" / "raw" / f)
     for f in ("images_background_small1.zip", "all_runs.zip"):
-        shutil.copy(mirror_root / "omniglot" / f, folder / f)
+        shutil.copy(mirror_root / "omniglot" / f, folder / "omniglot" / f)
     return folder
 
 
@@ -84,17 +84,16 @@ def _files(root: Path) -> list[Path]:
 def test_fetch_success_checks_md5_and_leaves_only_the_file(served, serve, tmp_path):
     base = serve(served)
     dest = tmp_path / "root" / "x" / "t10k-labels-idx1-ubyte.gz"
-    out = sl.data.fetch([f"{base}/t10k-labels-idx1-ubyte.gz"], dest, md5=mnist.MD5["t10k-labels-idx1-ubyte.gz"])
-    assert out == dest and dest.read_bytes() == (served / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    out = sl.data.fetch([f"{base}/MNIST/raw/t10k-labels-idx1-ubyte.gz"], dest, md5=mnist.MD5["t10k-labels-idx1-ubyte.gz"])
+    assert out == dest and dest.read_bytes() == (served / "MNIST/raw/t10k-labels-idx1-ubyte.gz").read_bytes()
     assert _files(tmp_path / "root") == [dest]  # no temporary .part file left
 
 
 def test_mnist_download_success(served, serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", [serve(served) + "/"])
-    monkeypatch.setattr(mnist, "_FALLBACK_WARNED", False)
+    monkeypatch.setenv("SIAMLIB_MIRROR", serve(served))
     root = tmp_path / "root"
-    # the server has only the test split (like the mirror): train-* answer 404, so the loader says so
-    with pytest.warns(sl.data.MnistSubsetWarning, match="404"):
+    # the server has only the test split (like the mirror): train-* answer 404, so the loader falls back
+    with pytest.warns(sl.data.MnistSubsetWarning):
         s = sl.data.load_mnist("test", root=root)
     assert s.images.shape == (2000, 28, 28)
     raw = root / "MNIST" / "raw"
@@ -104,7 +103,7 @@ def test_mnist_download_success(served, serve, tmp_path, monkeypatch):
 
 
 def test_omniglot_and_lake_download_success(served, serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(omniglot, "URL_BASE", serve(served))
+    monkeypatch.setenv("SIAMLIB_MIRROR", serve(served))
     root = tmp_path / "root"
     s = sl.data.load_omniglot("background_small1", root=root)
     runs = sl.data.load_lake_runs(root=root)
@@ -114,7 +113,7 @@ def test_omniglot_and_lake_download_success(served, serve, tmp_path, monkeypatch
 
 def test_second_mirror_is_tried_when_the_first_is_down(served, serve, closed_port_url, tmp_path):
     dest = tmp_path / "t10k-labels-idx1-ubyte.gz"
-    urls = [f"{closed_port_url}/t10k-labels-idx1-ubyte.gz", f"{serve(served)}/t10k-labels-idx1-ubyte.gz"]
+    urls = [f"{closed_port_url}/t10k-labels-idx1-ubyte.gz", f"{serve(served)}/MNIST/raw/t10k-labels-idx1-ubyte.gz"]
     sl.data.fetch(urls, dest, md5=mnist.MD5["t10k-labels-idx1-ubyte.gz"])
     assert dest.is_file()
 
@@ -122,25 +121,24 @@ def test_second_mirror_is_tried_when_the_first_is_down(served, serve, closed_por
 def test_checksum_mismatch_is_an_error_and_leaves_nothing(served, serve, tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt"
     shutil.copytree(served, corrupt)
-    data = bytearray((corrupt / "t10k-images-idx3-ubyte.gz").read_bytes())
+    data = bytearray((corrupt / "MNIST/raw/t10k-images-idx3-ubyte.gz").read_bytes())
     data[5000] ^= 0xFF  # one flipped byte
-    (corrupt / "t10k-images-idx3-ubyte.gz").write_bytes(bytes(data))
+    (corrupt / "MNIST/raw/t10k-images-idx3-ubyte.gz").write_bytes(bytes(data))
     base = serve(corrupt)
-    monkeypatch.setattr(mnist, "MIRRORS", [base + "/"])
+    monkeypatch.setenv("SIAMLIB_MIRROR", base)
     root = tmp_path / "root"
     with pytest.raises(sl.data.DataNotFoundError, match="md5") as info:
         sl.data.load_mnist("train", root=root)
-    assert isinstance(info.value.__cause__, sl.data.ChecksumError)
-    assert f"{base}/t10k-images-idx3-ubyte.gz" in str(info.value)
+    assert isinstance(info.value.cause, sl.data.ChecksumError) and info.value.__cause__ is None
+    assert f"{base}/MNIST/raw/t10k-images-idx3-ubyte.gz" in str(info.value)
     # the good labels file may land; the corrupt images file must not, nor any partial file
     assert not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").exists()
     assert [p for p in _files(root) if p.name != "t10k-labels-idx1-ubyte.gz"] == []
     # the same through omniglot: a corrupt zip is refused
-    bad_zip = bytearray((corrupt / "all_runs.zip").read_bytes())
+    bad_zip = bytearray((corrupt / "omniglot/all_runs.zip").read_bytes())
     bad_zip[100] ^= 0xFF
-    (corrupt / "all_runs.zip").write_bytes(bytes(bad_zip))
-    monkeypatch.setattr(omniglot, "URL_BASE", base)
-    with pytest.raises(sl.data.DataNotFoundError, match="expected e8996daecdf12afeeb4a53a179f06b19"):
+    (corrupt / "omniglot/all_runs.zip").write_bytes(bytes(bad_zip))
+    with pytest.raises(sl.data.DataNotFoundError, match="published md5 e8996daecdf12afeeb4a53a179f06b19"):
         sl.data.load_lake_runs(root=root)
     assert not (root / "omniglot").exists() or _files(root / "omniglot") == []
 
@@ -155,16 +153,15 @@ def test_dropped_connection_leaves_no_partial_file(serve, tmp_path):
 
 
 def test_server_down_names_the_url(closed_port_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", [closed_port_url + "/"])
+    monkeypatch.setenv("SIAMLIB_MIRROR", closed_port_url)
     root = tmp_path / "root"
     with pytest.raises(sl.data.DataNotFoundError) as info:
         sl.data.load_mnist("test", root=root)
     msg = str(info.value)
-    assert f"{closed_port_url}/t10k-images-idx3-ubyte.gz" in msg and "Connection refused" in msg
+    assert f"{closed_port_url}/MNIST/raw/t10k-images-idx3-ubyte.gz" in msg and "Connection refused" in msg
     assert str(root / "MNIST" / "raw") in msg and "SIAMLIB_DATA" in msg
-    assert isinstance(info.value.__cause__, sl.data.DownloadError)
+    assert isinstance(info.value.cause, sl.data.DownloadError)
     assert _files(root) == []
     assert not root.exists(), "a failed download must not leave empty folders in the data root"
-    monkeypatch.setattr(omniglot, "URL_BASE", closed_port_url)
-    with pytest.raises(sl.data.DataNotFoundError, match=f"{closed_port_url}/images_evaluation.zip"):
+    with pytest.raises(sl.data.DataNotFoundError, match=f"{closed_port_url}/omniglot/images_evaluation.zip"):
         sl.data.load_omniglot("evaluation", root=root)

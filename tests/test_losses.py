@@ -71,8 +71,8 @@ def test_contrastive_bool_labels_and_from_distance():
 def test_pair_distance_vs_torch_pairwise_distance():
     g = torch.Generator().manual_seed(2)
     x1, x2 = torch.randn(30, 7, generator=g), torch.randn(30, 7, generator=g)
-    torch.testing.assert_close(sl.mining.pair_distance(x1, x2), F.pairwise_distance(x1, x2, eps=0.0))
-    torch.testing.assert_close(sl.mining.pair_distance(x1, x2, squared=True), F.pairwise_distance(x1, x2, eps=0.0) ** 2)
+    torch.testing.assert_close(sl.distances.pair_distance(x1, x2), F.pairwise_distance(x1, x2, eps=0.0))
+    torch.testing.assert_close(sl.distances.pair_distance(x1, x2, squared=True), F.pairwise_distance(x1, x2, eps=0.0) ** 2)
 
 
 def test_contrastive_vs_pml_per_pair():

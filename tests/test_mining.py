@@ -38,37 +38,25 @@ def as_set(a, p, n):
 # ----------------------------------------------------------------------------- distances
 def test_pairwise_distances_vs_cdist_and_loop():
     emb, _ = batch(b=15, d=5, normalize=False)
-    d = sl.mining.pairwise_distances(emb)
+    d = sl.distances.pairwise_distances(emb)
     torch.testing.assert_close(d, torch.cdist(emb, emb), rtol=1e-4, atol=1e-4)
     loop = torch.tensor([[math.dist(x.tolist(), y.tolist()) for y in emb] for x in emb])
     torch.testing.assert_close(d, loop, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(sl.mining.pairwise_distances(emb, squared=True), loop**2, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sl.distances.pairwise_distances(emb, squared=True), loop**2, rtol=1e-4, atol=1e-4)
     assert torch.equal(d.diagonal(), torch.zeros(15))
     other = torch.randn(7, 5)
-    torch.testing.assert_close(sl.mining.pairwise_distances(emb, other), torch.cdist(emb, other), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sl.distances.pairwise_distances(emb, other), torch.cdist(emb, other), rtol=1e-4, atol=1e-4)
 
 
 def test_pairwise_distances_finite_gradient_with_duplicates():
     emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
-    sl.mining.pairwise_distances(emb).sum().backward()
+    sl.distances.pairwise_distances(emb).sum().backward()
     assert torch.isfinite(emb.grad).all()
 
 
-def test_ranking_key_orders_rows_like_distances():
-    emb, _ = batch(b=20, d=4)
-    d2 = sl.mining.pairwise_distances(emb, squared=True)
-    key = sl.mining.ranking_key(emb)
-    torch.testing.assert_close(key + emb.pow(2).sum(1, keepdim=True), d2, rtol=1e-5, atol=1e-5)
-
-
 # ----------------------------------------------------------------------------- pairs, counts
-def test_pairs_and_count_vs_loop():
+def test_count_vs_loop():
     labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
-    a, p = sl.mining.positive_pairs(labels)
-    a2, n = sl.mining.negative_pairs(labels)
-    b = len(labels)
-    assert set(zip(a.tolist(), p.tolist())) == {(i, j) for i in range(b) for j in range(b) if i != j and labels[i] == labels[j]}
-    assert set(zip(a2.tolist(), n.tolist())) == {(i, j) for i in range(b) for j in range(b) if labels[i] != labels[j]}
     assert sl.mining.count_valid_triplets(labels) == len(all_triplets_loop(labels))
 
 
@@ -83,7 +71,7 @@ def test_count_valid_triplets_pk_formula_mnist_batch():
 def test_batch_hard_vs_loop(seed):
     emb, labels = batch(seed=seed)
     labels[0] = 99  # a singleton: no positive, must be skipped
-    d = sl.mining.pairwise_distances(emb)
+    d = sl.distances.pairwise_distances(emb)
     a, p, n = sl.mining.batch_hard(labels, d)
     want_anchors = [i for i in range(len(labels)) if (labels == labels[i]).sum() > 1 and (labels != labels[i]).any()]
     assert a.tolist() == want_anchors
@@ -99,7 +87,7 @@ def test_batch_hard_vs_loop(seed):
 @pytest.mark.parametrize("margin", [0.1, 0.5])
 def test_semi_hard_and_batch_all_vs_loop(seed, margin):
     emb, labels = batch(b=18, c=3, seed=seed)
-    d = sl.mining.pairwise_distances(emb)
+    d = sl.distances.pairwise_distances(emb)
     trip = all_triplets_loop(labels)
     want_semi = {(a, p, n) for a, p, n in trip if d[a, p] < d[a, n] < d[a, p] + margin}
     want_active = {(a, p, n) for a, p, n in trip if d[a, n] < d[a, p] + margin}
@@ -109,34 +97,6 @@ def test_semi_hard_and_batch_all_vs_loop(seed, margin):
     assert len(sl.mining.batch_all(labels, d)[0]) == len(trip)  # no duplicates
 
 
-@pytest.mark.parametrize("kind", ["semi_hard", "batch_all"])
-def test_triplet_weights_match_listed_triplets(kind):
-    emb, labels = batch(b=30, c=5, seed=3)
-    d = sl.mining.pairwise_distances(emb)
-    w, n_sel = sl.mining.triplet_weights(labels, d, 0.3, kind)
-    a, p, n = (sl.mining.semi_hard if kind == "semi_hard" else sl.mining.batch_all)(labels, d, 0.3)
-    assert n_sel == len(a)
-    want = torch.zeros_like(d)
-    want.index_put_((a, p), torch.ones(len(a)), accumulate=True)
-    want.index_put_((a, n), -torch.ones(len(a)), accumulate=True)
-    torch.testing.assert_close(w, want)
-
-
-def test_weighted_distance_sum_gradcheck():
-    emb, labels = batch(b=10, c=3, seed=4)
-    emb = emb.double().requires_grad_(True)
-    for squared in (False, True):
-        d = sl.mining.pairwise_distances(emb.detach(), squared=squared)
-        w, _ = sl.mining.triplet_weights(labels, d, 0.5, "batch_all")
-        f = lambda x: sl.mining.weighted_distance_sum(x, w, sl.mining.pairwise_distances(x.detach(), squared=squared), squared)  # noqa: E731
-        ref = lambda x: (w * sl.mining.pairwise_distances(x, squared=squared)).sum()  # noqa: E731
-        torch.testing.assert_close(f(emb), ref(emb))
-        g1, = torch.autograd.grad(f(emb), emb)
-        g2, = torch.autograd.grad(ref(emb), emb)
-        torch.testing.assert_close(g1, g2)
-
-
-# ----------------------------------------------------------------------------- vs pytorch-metric-learning
 def pml_parts(margin, power=1, smooth=False):
     dist = pml_distances.LpDistance(normalize_embeddings=False, p=2, power=power)
     loss = pml_losses.TripletMarginLoss(margin=margin, distance=dist, smooth_loss=smooth)
@@ -148,7 +108,7 @@ def pml_parts(margin, power=1, smooth=False):
 def test_miners_vs_pml(seed, squared):
     emb, labels = batch(b=64, c=6, d=8, seed=seed)
     dist, _ = pml_parts(0.2, power=2 if squared else 1)
-    d = sl.mining.pairwise_distances(emb, squared=squared)
+    d = sl.distances.pairwise_distances(emb, squared=squared)
     a, p, n = pml_miners.BatchHardMiner(distance=dist)(emb, labels)
     ours = sl.mining.batch_hard(labels, d)
     torch.testing.assert_close(d[ours[0], ours[1]], d[a, p])  # same hardest distances (ties may pick another index)
@@ -195,7 +155,7 @@ def test_soft_batch_hard_vs_pml_smooth_loss():
 def test_mined_loss_vs_loop_over_listed_triplets(mining):
     """'mean' reduction = the plain mean of triplet_loss over the listed triplets (a different code path)."""
     emb, labels = batch(b=20, c=3, seed=6)
-    d = sl.mining.pairwise_distances(emb)
+    d = sl.distances.pairwise_distances(emb)
     a, p, n = {"batch_hard": lambda: sl.mining.batch_hard(labels, d),
                "semi_hard": lambda: sl.mining.semi_hard(labels, d, 0.3),
                "batch_all": lambda: sl.mining.batch_all(labels, d)}[mining]()
@@ -217,7 +177,7 @@ def test_no_valid_triplet_gives_zero_loss_and_count(mining, labels):
     loss.backward()
     assert loss.item() == 0.0 and stats.n_triplets == 0 and stats.n_valid == 0 and stats.fraction_active == 0.0
     assert emb.grad is not None and torch.equal(emb.grad, torch.zeros_like(emb))
-    d = sl.mining.pairwise_distances(emb.detach())
+    d = sl.distances.pairwise_distances(emb.detach())
     for miner in (sl.mining.batch_hard(labels, d), sl.mining.semi_hard(labels, d, 0.2), sl.mining.batch_all(labels, d)):
         assert all(t.numel() == 0 and t.dtype == torch.long for t in miner)
 
@@ -252,9 +212,9 @@ def test_identical_embeddings_finite_gradients():
         (lambda: sl.mining.batch_hard(torch.tensor([0.0, 1.0]), torch.zeros(2, 2)), "integer class ids"),
         (lambda: sl.mining.semi_hard(torch.arange(4), torch.zeros(4, 4), margin=0), "margin must be > 0"),
         (lambda: sl.mining.batch_all(torch.arange(4), torch.zeros(4, 4), margin=-1), "margin must be > 0"),
-        (lambda: sl.mining.pairwise_distances(torch.zeros(0, 3)), "empty batch"),
-        (lambda: sl.mining.pairwise_distances(torch.zeros(3)), r"\(B, D\)"),
-        (lambda: sl.mining.pairwise_distances(torch.zeros(3, 2), torch.zeros(3, 4)), "feature size"),
+        (lambda: sl.distances.pairwise_distances(torch.zeros(0, 3)), "empty batch"),
+        (lambda: sl.distances.pairwise_distances(torch.zeros(3)), r"\(B, D\)"),
+        (lambda: sl.distances.pairwise_distances(torch.zeros(3, 2), torch.zeros(3, 4)), "feature size"),
         (lambda: sl.losses.mined_triplet_loss(torch.randn(4, 2), torch.arange(3)), r"shape \(4,\)"),
         (lambda: sl.losses.mined_triplet_loss(torch.randn(0, 2), torch.arange(0)), "empty batch"),
         (lambda: sl.losses.mined_triplet_loss(torch.randn(4, 2), torch.arange(4), mining="hard"), "mining must be one of"),

@@ -96,7 +96,7 @@ def test_resume_continues_exactly(tmp_path):
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "ck.pt"
     model, history = run(epochs=1)
-    sl.train.save_checkpoint(path, model, history)
+    sl.train._save(path, model, history, None, False)
     before = path.read_bytes()
 
     def broken_save(obj, f, *a, **k):
@@ -106,7 +106,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
-        sl.train.save_checkpoint(path, model, history)
+        sl.train._save(path, model, history, None, False)
     assert path.read_bytes() == before  # the old checkpoint survives
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temp file left behind
 
@@ -114,11 +114,12 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 def test_checkpoint_loads_with_weights_only(tmp_path, monkeypatch):
     path = tmp_path / "ck.pt"
     model, history = run(epochs=1)
-    sl.train.save_checkpoint(path, model, history)
+    sl.train._save(path, model, history, None, False)
     calls = []
     real = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k.get("weights_only")) or real(*a, **k))
-    loaded, finished = sl.train.load_checkpoint(path, tiny_model(seed=3))
+    state = sl.train._read(path)
+    loaded, finished = sl.train._load(state, path, tiny_model(seed=3)), state["finished"]
     assert calls == [True] and not finished
     assert loaded["loss"] == history["loss"]
 
@@ -126,9 +127,9 @@ def test_checkpoint_loads_with_weights_only(tmp_path, monkeypatch):
 def test_checkpoint_for_another_model_is_a_clear_error(tmp_path):
     path = tmp_path / "ck.pt"
     model, history = run(epochs=1)
-    sl.train.save_checkpoint(path, model, history)
-    with pytest.raises(ValueError, match="does not fit"):
-        sl.train.load_checkpoint(path, sl.models.SiameseNet(sl.models.MnistEncoder(emb_dim=16, width=4)))
+    sl.train._save(path, model, history, None, False)
+    with pytest.raises(ValueError, match="made for another model"):
+        sl.train._load(sl.train._read(path), path, sl.models.SiameseNet(sl.models.MnistEncoder(emb_dim=16, width=4)))
 
 
 def test_checkpoint_path_separates_quick_and_full(monkeypatch):
@@ -155,7 +156,8 @@ def test_keyboard_interrupt_keeps_model_and_history(tmp_path):
     assert len(h) == 5 and h["step"] == [0, 1, 2, 3, 4]
     assert not torch.equal(before["encoder.proj.weight"], model.state_dict()["encoder.proj.weight"])
     # the checkpoint holds the interrupted state, marked unfinished
-    loaded, finished = sl.train.load_checkpoint(path, tiny_model(seed=9))
+    state = sl.train._read(path)
+    loaded, finished = sl.train._load(state, path, tiny_model(seed=9)), state["finished"]
     assert not finished and len(loaded) == 5
 
 
@@ -227,7 +229,7 @@ def test_pair_diagnostics_against_loops():
     e1, e2 = torch.randn(10, 3, generator=g), torch.randn(10, 3, generator=g)
     y = torch.tensor([0, 1] * 5)
     d = [float(torch.dist(e1[i], e2[i])) for i in range(10)]
-    got = sl.train.pair_diagnostics(e1, e2, y, margin=2.0)
+    got = sl.steps.pair_diagnostics(e1, e2, y, margin=2.0)
     assert got["pos_dist"] == pytest.approx(sum(d[i] for i in range(0, 10, 2)) / 5, rel=1e-5)
     assert got["neg_dist"] == pytest.approx(sum(d[i] for i in range(1, 10, 2)) / 5, rel=1e-5)
     active = sum(1 for i in range(10) if (y[i] == 1 and d[i] < 2.0) or (y[i] == 0 and d[i] > 0))
@@ -239,20 +241,10 @@ def test_triplet_diagnostics_against_loops():
     emb, labels = torch.randn(9, 4, generator=g), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
     pos = [float(torch.dist(emb[i], emb[j])) for i in range(9) for j in range(9) if i != j and labels[i] == labels[j]]
     neg = [float(torch.dist(emb[i], emb[j])) for i in range(9) for j in range(9) if labels[i] != labels[j]]
-    got = sl.train.triplet_diagnostics(emb, labels, 0.25)
+    got = sl.steps.triplet_diagnostics(emb, labels, 0.25)
     assert got["pos_dist"] == pytest.approx(sum(pos) / len(pos), rel=1e-5)
     assert got["neg_dist"] == pytest.approx(sum(neg) / len(neg), rel=1e-5)
     assert got["frac_active"] == 0.25
-
-
-def test_contrastive_step_matches_library_loss():
-    model = tiny_model().eval()
-    g = torch.Generator().manual_seed(0)
-    x1, x2, y = torch.rand(6, 1, 28, 28, generator=g), torch.rand(6, 1, 28, 28, generator=g), torch.tensor([0, 1] * 3)
-    loss, stats = sl.train.contrastive_step(margin=1.0)(model, (x1, x2, y))
-    expected = sl.losses.contrastive_loss(model.embed(x1), model.embed(x2), y, margin=1.0)
-    torch.testing.assert_close(loss, expected)
-    assert set(stats) == {"pos_dist", "neg_dist", "frac_active", "emb_norm"}
 
 
 def test_embed_matches_model_on_uint8_images():
@@ -287,7 +279,7 @@ def test_prototypical_step_against_loop():
         def embed(self, x):
             return x
 
-    loss, stats = sl.train.prototypical_step(n_way, k_shot, n_query)(Identity(), emb)
+    loss, stats = sl.steps.prototypical_step(n_way, k_shot, n_query)(Identity(), emb)
     rows = emb.view(n_way, k_shot + n_query, d)
     prototypes = [rows[c, :k_shot].mean(0) for c in range(n_way)]
     total, wrong = 0.0, 0
@@ -297,9 +289,9 @@ def test_prototypical_step_against_loop():
             total += -torch.log_softmax(logits, 0)[c].item()
             wrong += int(logits.argmax()) != c
     assert loss.item() == pytest.approx(total / (n_way * n_query), rel=1e-5)
-    assert stats["frac_active"] == pytest.approx(wrong / (n_way * n_query))
+    assert stats["error"] == pytest.approx(wrong / (n_way * n_query))
     with pytest.raises(ValueError, match="n_way"):
-        sl.train.prototypical_step(4, k_shot, n_query)(Identity(), emb)
+        sl.steps.prototypical_step(4, k_shot, n_query)(Identity(), emb)
 
 
 def test_koch_step_matches_library_loss():
@@ -308,16 +300,16 @@ def test_koch_step_matches_library_loss():
     g = torch.Generator().manual_seed(0)
     x1, x2 = torch.rand(6, 1, 28, 28, generator=g), torch.rand(6, 1, 28, 28, generator=g)
     y = torch.tensor([0, 1, 1, 0, 1, 0])
-    loss, stats = sl.train.koch_step()(model, (x1, x2, y))
+    loss, stats = sl.steps.koch_step()(model, (x1, x2, y))
     torch.testing.assert_close(loss, sl.losses.koch_bce(model(x1, x2), y))
     expected_wrong = ((model(x1, x2) > 0).long() == y).float().mean().item()
-    assert stats["frac_active"] == pytest.approx(expected_wrong)
+    assert stats["error"] == pytest.approx(expected_wrong) and "frac_active" not in stats
 
 
 def test_random_affine_identity_and_shift():
     x = torch.zeros(2, 1, 9, 9)
     x[:, :, 4, 4] = 1.0
-    same = sl.train.random_affine(x, torch.Generator().manual_seed(0), degrees=0, scale=0, shear=0, translate=0)
+    same = sl.data.random_affine(x, torch.Generator().manual_seed(0), degrees=0, scale=0, shear=0, translate=0)
     torch.testing.assert_close(same, x)
-    moved = sl.train.random_affine(x, torch.Generator().manual_seed(0), degrees=0, scale=0, shear=0, translate=0.3)
+    moved = sl.data.random_affine(x, torch.Generator().manual_seed(0), degrees=0, scale=0, shear=0, translate=0.3)
     assert moved.shape == x.shape and not torch.allclose(moved, x)

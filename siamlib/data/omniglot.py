@@ -12,8 +12,8 @@ Subsets (``images_<subset>.zip``):
 
 Zips are looked for in ``root/omniglot/`` and ``root/omniglot-py/``
 (torchvision's folder) and downloaded, when missing and allowed, into
-``root/omniglot/`` from :data:`URL_BASE` (``None`` = torchvision's
-``Omniglot.download_url_prefix``, the Omniglot repository's ``python/`` folder).
+``root/omniglot/`` from ``sl.config.mirrors("omniglot")`` (the Omniglot
+repository's ``python/`` folder, torchvision's source).
 Images are inverted on load (strokes = 255) and decoded once into a cache in
 ``sl.config.cache_dir()``, keyed by the zip's path, size and mtime.
 
@@ -31,23 +31,8 @@ import numpy as np
 import torch
 
 from .. import config
-from .download import (
-    ChecksumError,
-    DataNotFoundError,
-    DownloadError,
-    cache_path,
-    check_md5,
-    fetch,
-    is_writable_dir,
-    load_npz,
-    save_npz,
-    source_key,
-)
+from .download import ChecksumError, DataNotFoundError, DownloadError, cached_arrays, check_md5, fetch, is_writable_dir, source_key
 from .images import ImageSet
-
-#: Where zips are downloaded from (``URL_BASE + "/" + name``); ``None`` = torchvision's
-#: ``Omniglot.download_url_prefix`` = https://raw.githubusercontent.com/brendenlake/omniglot/master/python
-URL_BASE: str | None = None
 
 #: Published md5 of each zip. background/evaluation: torchvision's ``Omniglot.zips_md5`` (a test
 #: keeps them equal). background_small1 and all_runs: the shared mirror's README (the
@@ -65,58 +50,25 @@ FOLDERS = ("omniglot", "omniglot-py")
 _CACHE_VERSION = "1"
 
 
-def url_base() -> str:
-    """The URL prefix zips are downloaded from: :data:`URL_BASE`, else torchvision's."""
-    if URL_BASE is not None:
-        return URL_BASE.rstrip("/")
-    from torchvision.datasets import Omniglot  # imported only when a download is needed
-
-    return Omniglot.download_url_prefix.rstrip("/")
-
-
-def _url_base_text() -> str:
-    try:
-        return url_base()
-    except Exception:  # torchvision missing: still give a useful message
-        return "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
-
-
 def find_zip(name: str, root: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Path of ``<name>.zip`` under ``root/omniglot`` or ``root/omniglot-py``, downloading it if allowed.
-
-    Raises :class:`DataNotFoundError` (naming the folders, the file and the ways
-    out) if it is absent and cannot be downloaded.
-    """
+    """Path of ``<name>.zip`` under ``root/omniglot`` or ``root/omniglot-py``, downloaded if missing and allowed."""
     root = Path(root) if root is not None else config.data_root()
     filename = f"{name}.zip"
-    for folder in FOLDERS:
-        p = root / folder / filename
-        if p.is_file():
-            return p
-    dest = root / FOLDERS[0] / filename
-    reasons, last_error = [], None
+    found = next((root / f / filename for f in FOLDERS if (root / f / filename).is_file()), None)
+    if found is not None:
+        return found
+    dest, reasons, cause = root / FOLDERS[0] / filename, [], None
     if not download:
-        reasons.append("no download tried (download=False)")
+        reasons.append("No download was tried (download=False).")
     elif not is_writable_dir(dest.parent):
-        reasons.append(f"no download tried: {dest.parent} is not writable (a read-only data root)")
+        reasons.append(f"No download was tried: {dest.parent} is read-only.")
     else:
         try:
-            return fetch(f"{url_base()}/{filename}", dest, MD5.get(name))
-        except ChecksumError as e:
-            reasons.append(f"download failed the checksum: {e}")
-            last_error = e
-        except DownloadError as e:
-            reasons.append(f"download failed: {e}")
-            last_error = e
-    looked = " and ".join(str(root / f) for f in FOLDERS)
-    why = "".join(f"\n  - {r}" for r in reasons)
-    raise DataNotFoundError(
-        f"Omniglot file {filename} not found. Looked in {looked}.{why}\n"
-        f"Ways out: set SIAMLIB_DATA to a folder that holds omniglot/{filename} (for example the "
-        f"offline mirror ../shared/data, which has images_background_small1.zip and all_runs.zip); "
-        f"or go online and call again with download=True; or download {_url_base_text()}/{filename} "
-        f"by hand into {dest.parent}."
-    ) from last_error
+            return fetch([m + filename for m in config.mirrors("omniglot")], dest, MD5.get(name))
+        except DownloadError as err:
+            reasons.append(f"Download failed: {err}")
+            cause = err
+    raise DataNotFoundError(f"Omniglot file {filename} not found in {root / FOLDERS[0]}.", reasons, cause)
 
 
 def _resize_to(size) -> tuple[int, int] | None:
@@ -146,8 +98,8 @@ def _open_zip(path: Path, name: str) -> zipfile.ZipFile:
     check_md5(path, MD5.get(name))
     try:
         return zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise ChecksumError(f"{path} is not a readable zip ({e}); delete it and download it again.") from e
+    except zipfile.BadZipFile:
+        raise ChecksumError(f"{path} is not a readable zip; delete it and download it again.") from None
 
 
 def _decode_subset(path: Path, name: str, hw) -> dict:
@@ -179,14 +131,9 @@ def _decode_subset(path: Path, name: str, hw) -> dict:
 
 
 def _cached(stem: str, path: Path, hw, decode) -> dict:
-    """The decoded arrays of ``path`` at size ``hw``: from the cache, else ``decode()`` and cache them."""
+    """The decoded arrays of ``path`` at size ``hw``, from the cache or ``decode()``."""
     tag = "orig" if hw is None else f"{hw[0]}x{hw[1]}"
-    cfile = cache_path("omniglot", f"{stem}-{tag}", source_key(path, extra=_CACHE_VERSION + tag))
-    arrays = load_npz(cfile)
-    if arrays is None:
-        arrays = decode()
-        save_npz(cfile, **arrays)
-    return arrays
+    return cached_arrays("omniglot", f"{stem}-{tag}", source_key(path, extra=_CACHE_VERSION + tag), decode)
 
 
 def load_omniglot(
@@ -212,7 +159,7 @@ def load_omniglot(
         labels=torch.from_numpy(arrays["labels"]),
         class_names=[str(s) for s in arrays["class_names"]],
         groups=torch.from_numpy(arrays["groups"]),
-        source=f"Omniglot {subset} from {path}",
+        source=f"Omniglot {subset} ({path.name})",
         group_names=[str(s) for s in arrays["group_names"]],
     )
 

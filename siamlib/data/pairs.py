@@ -1,4 +1,4 @@
-"""Balanced same/different pairs and triplets, drawn with vectorised array ops.
+"""Balanced same/different pairs, drawn with vectorised array ops.
 
 Label convention (Hadsell, Chopra & LeCun, 2006): ``dissimilar`` is ``Y``,
 **0 for a similar (same-class) pair, 1 for a different-class pair**.
@@ -12,7 +12,7 @@ so ``j != i`` always. A *different* pair draws ``r`` uniform over the
 (The index arithmetic runs in NumPy, which is much faster than torch for 1-D
 gathers on a busy CPU; the results are torch tensors.)
 
-Derived in notebooks/01_twin_network.ipynb (pairs) and notebooks/03_triplet_loss.ipynb (triplets).
+Derived in notebooks/01_twin_network.ipynb.
 """
 from __future__ import annotations
 
@@ -117,39 +117,7 @@ def make_pairs(labels, n_pairs: int, seed: int = 0, same_fraction: float = 0.5):
     return torch.from_numpy(i), torch.from_numpy(j), torch.from_numpy(dissimilar)
 
 
-def make_triplets(labels, n_triplets: int, seed: int = 0):
-    """Draw ``n_triplets`` index triplets ``(a, p, n)``: ``p`` shares ``a``'s class (``p != a``), ``n`` does not.
-
-    Anchors are uniform over samples whose class has >= 2 members (and is not the
-    only class). Returns three ``(n_triplets,)`` int64 tensors. Vectorised,
-    seeded, reproducible.
-
-    Derived in notebooks/03_triplet_loss.ipynb.
-    """
-    by = ByClass(labels)
-    if int(n_triplets) != n_triplets or n_triplets < 0:
-        raise ValueError(f"n_triplets must be a non-negative integer, got {n_triplets!r}.")
-    if n_triplets == 0:
-        return tuple(torch.empty(0, dtype=torch.int64) for _ in range(3))
-    rng = np.random.default_rng(int(seed))
-    a = by.anchors(int(n_triplets), rng, True, True)  # (T,)
-    return torch.from_numpy(a), torch.from_numpy(by.same(a, rng)), torch.from_numpy(by.different(a, rng))
-
-
-class _IndexedImages(Dataset):
-    def __init__(self, images, labels):
-        self.images = torch.as_tensor(images)
-        self.labels = as_labels(labels)
-        if len(self.images) != len(self.labels):
-            raise ValueError(
-                f"images and labels disagree: {len(self.images)} images, {len(self.labels)} labels."
-            )
-
-    def _x(self, idx: torch.Tensor) -> torch.Tensor:
-        return to_float(self.images[idx])  # (B, 1, H, W)
-
-
-class PairDataset(_IndexedImages):
+class PairDataset(Dataset):
     """Pairs from :func:`make_pairs`; item ``k`` is ``(x1, x2, dissimilar)``.
 
     ``x1``, ``x2``: ``(1, H, W)`` float32 in [0, 1]; ``dissimilar``: float32 scalar,
@@ -160,7 +128,9 @@ class PairDataset(_IndexedImages):
     """
 
     def __init__(self, images, labels, n_pairs: int, seed: int = 0, same_fraction: float = 0.5):
-        super().__init__(images, labels)
+        self.images, self.labels = torch.as_tensor(images), as_labels(labels)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"images and labels disagree: {len(self.images)} images, {len(self.labels)} labels.")
         self.i, self.j, self.dissimilar = make_pairs(self.labels, n_pairs, seed=seed, same_fraction=same_fraction)
 
     def __len__(self) -> int:
@@ -169,29 +139,9 @@ class PairDataset(_IndexedImages):
     def __getitem__(self, k):
         return self._x(self.i[k : k + 1])[0], self._x(self.j[k : k + 1])[0], self.dissimilar[k]
 
+    def _x(self, idx: torch.Tensor) -> torch.Tensor:
+        return to_float(self.images[idx])  # (B, 1, H, W)
+
     def __getitems__(self, ks):  # batched fetch used by DataLoader: one gather per batch
         ks = torch.as_tensor(ks, dtype=torch.int64)
         return list(zip(self._x(self.i[ks]), self._x(self.j[ks]), self.dissimilar[ks]))
-
-
-class TripletDataset(_IndexedImages):
-    """Triplets from :func:`make_triplets`; item ``k`` is ``(anchor, positive, negative)``, each ``(1, H, W)`` float32.
-
-    The index arrays are ``.a``, ``.p``, ``.n``.
-
-    Derived in notebooks/03_triplet_loss.ipynb.
-    """
-
-    def __init__(self, images, labels, n_triplets: int, seed: int = 0):
-        super().__init__(images, labels)
-        self.a, self.p, self.n = make_triplets(self.labels, n_triplets, seed=seed)
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def __getitem__(self, k):
-        return tuple(self._x(t[k : k + 1])[0] for t in (self.a, self.p, self.n))
-
-    def __getitems__(self, ks):
-        ks = torch.as_tensor(ks, dtype=torch.int64)
-        return list(zip(self._x(self.a[ks]), self._x(self.p[ks]), self._x(self.n[ks])))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..mining import pair_distance
+from ..distances import pair_distance
 from ._checks import check_binary, check_margin, check_pair_batch, check_reduction, reduce
 
 __all__ = ["contrastive_loss", "contrastive_loss_from_distance"]
