@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["is_quick", "pick", "data_root", "set_data_root"]
+__all__ = ["is_quick", "pick", "set_data_root"]
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def is_quick() -> bool:
-    """True when quick mode is on (``SIAMLIB_QUICK`` is 1/true/yes/on)."""
+    """True when quick mode is on (``SIAMLIB_QUICK`` is 1/true/yes/on). Used in notebooks/01_twin_network.ipynb."""
     value = os.environ.get("SIAMLIB_QUICK", "").strip().lower()
     if value in _TRUE:
         return True
@@ -37,7 +37,10 @@ def is_quick() -> bool:
 
 
 def pick(full: T, quick: T) -> T:  # noqa: A002 - the names read well at the call site
-    """Return ``quick`` in quick mode, else ``full``: ``n = sl.config.pick(full=8000, quick=800)``."""
+    """``quick`` in quick mode, else ``full``: ``n = sl.config.pick(full=8000, quick=800)``.
+
+    Used in every lesson, from notebooks/01_twin_network.ipynb on.
+    """
     return quick if is_quick() else full
 
 

@@ -31,7 +31,7 @@ def pair_distance(x1: torch.Tensor, x2: torch.Tensor, squared: bool = False) -> 
     """Euclidean distance of matching rows: ``(B, D), (B, D) -> (B,)``.
 
     Exact (no ``eps``, unlike ``F.pairwise_distance``), finite gradient when two
-    rows are equal. Derived in notebooks/02_contrastive_loss.ipynb.
+    rows are equal. Used in notebooks/04_train_mnist.ipynb.
     """
     if x1.shape != x2.shape or x1.dim() != 2:
         raise ValueError(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["batch_hard", "semi_hard", "batch_all", "count_valid_triplets", "MiningStats"]
+__all__ = ["batch_hard", "semi_hard", "batch_all", "count_valid_triplets"]
 
 _CHUNK_ELEMENTS = 1 << 22  # a (chunk, B) mask holds at most 4M entries
 

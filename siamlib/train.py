@@ -25,7 +25,7 @@ from torch import nn
 
 from . import config
 
-__all__ = ["get_device", "seed_everything", "to_device", "History", "fit", "checkpoint_path",
+__all__ = ["get_device", "seed_everything", "to_device", "fit", "checkpoint_path",
            "load_or_train", "embed"]
 
 

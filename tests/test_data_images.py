@@ -23,7 +23,7 @@ def test_to_float_matches_division_by_255():
 def test_imageset_subset_and_validation():
     images = torch.arange(5, dtype=torch.uint8).view(5, 1, 1).expand(5, 2, 2).contiguous()
     s = sl.data.ImageSet(images, torch.tensor([0, 1, 0, 1, 2]), ["a", "b", "c"], groups=torch.tensor([0, 0, 0, 0, 1]))
-    assert len(s) == 5 and s.n_classes == 3
+    assert len(s) == 5 and len(s.class_names) == 3
     sub = s.subset([4, 1])
     assert torch.equal(sub.images[:, 0, 0], torch.tensor([4, 1], dtype=torch.uint8))
     assert sub.labels.tolist() == [2, 1] and sub.groups.tolist() == [1, 0] and sub.class_names == ["a", "b", "c"]
@@ -31,5 +31,5 @@ def test_imageset_subset_and_validation():
     assert masked.images[:, 0, 0].tolist() == [0, 2]
     with pytest.raises(ValueError, match="uint8"):
         sl.data.ImageSet(images.float(), torch.zeros(5), ["a"])
-    with pytest.raises(ValueError, match="labels must have shape"):
+    with pytest.raises(ValueError, match="labels must be int64 of shape"):
         sl.data.ImageSet(images, torch.zeros(4, dtype=torch.int64), ["a"])

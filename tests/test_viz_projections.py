@@ -1,15 +1,16 @@
-"""Projections: seeded, cached per (snapshot, method), UMAP falls back to PCA with a note."""
+"""Projections: seeded, cached per (snapshot, method); a UMAP failure is an error that says why."""
 from __future__ import annotations
 
 import sys
 
 import numpy as np
 import pytest
+import umap
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
 import siamlib as sl
-from siamlib.viz import projections
+from siamlib.viz.projections import ProjectionCache
 
 
 def _emb(n=60, d=8, seed=0):
@@ -20,7 +21,7 @@ def test_pca_matches_sklearn_and_is_seeded():
     x = _emb()
     p = sl.viz.project(x, "pca")
     np.testing.assert_allclose(p.points, PCA(2, random_state=0).fit_transform(x), rtol=1e-4, atol=1e-5)
-    assert p.method == "pca" and p.note == ""
+    assert p.method == "pca"
 
 
 def test_tsne_is_deterministic_given_the_seed():
@@ -30,23 +31,21 @@ def test_tsne_is_deterministic_given_the_seed():
     np.testing.assert_array_equal(a.points, b.points)
 
 
-def test_umap_missing_falls_back_to_pca_with_a_note(monkeypatch):
+def test_umap_missing_is_an_error_not_pca(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # import umap -> ImportError
-    x = _emb()
-    with pytest.warns(RuntimeWarning, match="UMAP unavailable"):
-        p = sl.viz.project(x, "umap")
-    assert p.method == "pca" and p.requested == "umap" and "PCA instead" in p.note
-    np.testing.assert_allclose(p.points, sl.viz.project(x, "pca").points)
+    with pytest.raises(RuntimeError, match="UMAP failed on 60 points \\(ModuleNotFoundError.*pip install umap-learn"):
+        sl.viz.project(_emb(), "umap")
 
 
-def test_umap_failing_falls_back(monkeypatch):
-    def boom(*a, **k):
-        raise RuntimeError("numba broke")
+def test_umap_failing_is_an_error_with_its_cause(monkeypatch):
+    class Broken:
+        def __init__(self, *a, **k):
+            raise RuntimeError("numba broke")
 
-    monkeypatch.setattr(projections, "_umap", boom)
-    with pytest.warns(RuntimeWarning):
-        p = sl.viz.project(_emb(), "umap")
-    assert "numba broke" in p.note
+    monkeypatch.setattr(umap, "UMAP", Broken)
+    with pytest.raises(RuntimeError, match="numba broke") as info:
+        sl.viz.project(_emb(), "umap")
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 def test_unknown_method_and_bad_shapes_fail_clearly():
@@ -54,29 +53,23 @@ def test_unknown_method_and_bad_shapes_fail_clearly():
         sl.viz.project(_emb(), "mds")
     with pytest.raises(ValueError, match="expected \\(N, D\\)"):
         sl.viz.project(np.zeros(5), "pca")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sl.viz.project(np.full((5, 3), np.nan), "pca")
     with pytest.raises(ValueError, match="expected \\(S, N, D\\)"):
-        sl.viz.ProjectionCache(np.zeros((2, 3, 4, 5)))
+        ProjectionCache(np.zeros((2, 3, 4, 5)))
 
 
 def test_cache_computes_each_snapshot_and_method_once():
     embs = np.stack([_emb(seed=s) for s in range(3)])  # (S, N, D)
-    cache = sl.viz.ProjectionCache(embs)
+    cache = ProjectionCache(embs)
     first = cache.get(1, "pca")
     assert cache.get(1, "pca") is first and cache.n_computed == 1
-    cache.precompute(("pca",), progress=False)
+    for s in range(3):
+        cache.get(s, "pca")
     assert cache.n_computed == 3
     cache.get(0, "pca")
     assert cache.n_computed == 3
     np.testing.assert_allclose(cache.get(2, "pca").points, sl.viz.project(embs[2]).points)
-
-
-def test_knn_matches_brute_force_argsort():
-    x = _emb(100, 5, seed=7)
-    idx, dist = sl.viz.knn(x, 13, k=6)
-    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))[13]
-    ref = [j for j in np.argsort(d, kind="stable") if j != 13][:6]
-    np.testing.assert_array_equal(idx, ref)
-    np.testing.assert_allclose(dist, d[ref], rtol=1e-5)
 
 
 def test_neighbour_overlap_identity_and_against_a_loop():

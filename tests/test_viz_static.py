@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
 
 import siamlib as sl  # noqa: E402
 
@@ -52,11 +51,11 @@ def test_distance_hist_bars_match_numpy_histogram():
     rng = np.random.default_rng(1)
     d = rng.random(200)
     y = (rng.random(200) > 0.5).astype(int)
-    ax = sl.viz.distance_hist(d, y, bins=10, density=False, threshold=0.5)
+    ax = sl.viz.distance_hist(d, y, bins=10)
     edges = np.histogram_bin_edges(d, bins=10)
     heights = [p.get_height() for p in ax.patches]
-    np.testing.assert_allclose(heights[:10], np.histogram(d[y == 0], edges)[0])
-    np.testing.assert_allclose(heights[10:20], np.histogram(d[y == 1], edges)[0])
+    np.testing.assert_allclose(heights[:10], np.histogram(d[y == 0], edges, density=True)[0])
+    np.testing.assert_allclose(heights[10:20], np.histogram(d[y == 1], edges, density=True)[0])
 
 
 def test_distance_hist_needs_both_kinds():
@@ -64,19 +63,8 @@ def test_distance_hist_needs_both_kinds():
         sl.viz.distance_hist(np.ones(4), np.ones(4))
     with pytest.raises(ValueError, match="0 \\(similar pair\\) or 1"):
         sl.viz.distance_hist(np.ones(4), np.array([0, 1, 2, 1]))
-
-
-def test_roc_curve_auc_matches_sklearn_and_hand_value():
-    # similar pairs (Y=0) at distances 0.1, 0.4; dissimilar (Y=1) at 0.3, 0.9:
-    # of the 4 (similar, dissimilar) comparisons, 3 have the similar pair nearer -> AUC 0.75
-    d = np.array([0.1, 0.4, 0.3, 0.9])
-    y = np.array([0, 0, 1, 1])
-    ax = sl.viz.roc_curve(d, y)
-    label = ax.get_legend().get_texts()[0].get_text()
-    assert label.endswith("AUC 0.750")
-    assert roc_auc_score(1 - y, -d) == pytest.approx(0.75)
-    fpr, tpr = ax.lines[0].get_data()
-    assert fpr[0] == 0 and tpr[-1] == 1
+    with pytest.raises(ValueError, match="NaN"):
+        sl.viz.distance_hist(np.array([0.1, np.nan]), np.array([0, 1]))
 
 
 def test_training_curves_plots_each_series():
@@ -89,28 +77,27 @@ def test_training_curves_plots_each_series():
         sl.viz.training_curves(hist, keys=["acc"])
 
 
-def test_image_grid_montage_holds_the_images():
-    imgs = (np.arange(6 * 4 * 4) % 256).reshape(6, 4, 4).astype(np.uint8)
-    ax = sl.viz.image_grid(imgs, ncols=3)
-    mont = ax.images[0].get_array()
-    pad = 2
-    np.testing.assert_allclose(mont[0:4, 0:4], imgs[0] / 255.0, rtol=1e-6)
-    np.testing.assert_allclose(mont[4 + pad:8 + pad, 2 * (4 + pad):2 * (4 + pad) + 4], imgs[5] / 255.0, rtol=1e-6)
-    with pytest.raises(ValueError, match="titles has 2 entries for 6 images"):
-        sl.viz.image_grid(imgs, titles=["a", "b"])
+def test_training_curves_takes_the_projects_history():
+    hist = sl.train.History(records=[{"step": s, "epoch": 0, "time_s": 0.1 * s, "loss": 1.0 / s} for s in (1, 2, 3)])
+    ax = sl.viz.training_curves(hist)
+    assert [ln.get_label() for ln in ax.lines] == ["loss"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [1.0, 0.5, 1 / 3])
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), [1, 2, 3])
+    with pytest.raises(ValueError, match="pass an sl.train.History"):
+        sl.viz.training_curves([1.0, 0.5])
 
 
-def test_pair_and_triplet_grids_caption_and_validate():
+def test_pair_grid_captions_and_validates():
     imgs = np.zeros((3, 8, 8), np.uint8)
     ax = sl.viz.pair_grid(imgs, imgs, dissimilar=[0, 1, 0], distances=[0.1, 0.2, 0.3])
     texts = [t.get_text() for t in ax.texts]
     assert texts == ["same d=0.10", "diff d=0.20", "same d=0.30"]
     with pytest.raises(ValueError, match="images1 has 3 rows but images2 has 2"):
         sl.viz.pair_grid(imgs, imgs[:2])
-    ax = sl.viz.triplet_grid(imgs, imgs, imgs, d_ap=[1, 2, 3], d_an=[4, 5, 6])
-    assert [t.get_text() for t in ax.texts][0] == "1.00 | 4.00"
-    with pytest.raises(ValueError, match="both d_ap and d_an"):
-        sl.viz.triplet_grid(imgs, imgs, imgs, d_ap=[1, 2, 3])
+    imgs = (np.arange(2 * 4 * 4) % 256).reshape(2, 4, 4).astype(np.uint8)
+    mont = sl.viz.pair_grid(imgs[:1], imgs[1:]).images[0].get_array()  # first image on top, second below
+    np.testing.assert_allclose(mont[0:4, 0:4], imgs[0] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(mont[4 + 2:8 + 2, 0:4], imgs[1] / 255.0, rtol=1e-6)
 
 
 def test_image_scatter_places_thumbnails_at_points():

@@ -21,5 +21,5 @@ from .omniglot import OneShotRun, load_lake_runs, load_omniglot
 from .pairs import PairDataset, make_pairs
 from .samplers import EpisodeSampler, PKSampler
 
-__all__ = ["ImageSet", "OneShotRun", "to_float", "load_mnist", "load_omniglot", "load_lake_runs", "make_pairs",
+__all__ = ["to_float", "load_mnist", "load_omniglot", "load_lake_runs", "make_pairs",
            "PairDataset", "PKSampler", "EpisodeSampler", "random_affine", "DataNotFoundError", "MnistSubsetWarning"]
