@@ -81,6 +81,7 @@ def test_fallback_split_is_disjoint_and_covers():
     assert torch.equal(again[0], train_idx)  # deterministic
 
 
+@pytest.mark.mirror
 def test_mirror_train_and_test_are_disjoint_subsets_of_t10k(mirror_root, tmp_path):
     raw = tmp_path / "MNIST" / "raw"  # exactly the mirror's MNIST files, whatever else SIAMLIB_DATA holds
     raw.mkdir(parents=True)
@@ -118,6 +119,7 @@ def test_nothing_present_names_folder_files_and_ways_out(tmp_path):
     assert list(tmp_path.rglob("*")) == []  # nothing was created
 
 
+@pytest.mark.mirror
 def test_default_root_is_the_mirror(mirror_root):
     """With SIAMLIB_DATA pointing at the mirror, no root argument is needed."""
     with warnings.catch_warnings():
@@ -150,6 +152,7 @@ def _read_only_copy(src_root: Path, dst_root: Path, files) -> Path:
     return dst_root
 
 
+@pytest.mark.mirror
 def test_read_only_root_works(mirror_root, tmp_path):
     files = ["MNIST/raw/t10k-images-idx3-ubyte.gz", "MNIST/raw/t10k-labels-idx1-ubyte.gz"]
     root = _read_only_copy(mirror_root, tmp_path / "ro", files)
@@ -175,6 +178,7 @@ def test_torchvision_tables_agree(monkeypatch):
     assert sl.config.mirrors("mnist") == ["http://example.invalid/MNIST/raw/"]
 
 
+@pytest.mark.mirror
 def test_corrupt_local_gz_is_refused_with_advice(mirror_root, tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)

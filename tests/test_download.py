@@ -81,6 +81,7 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.mirror
 def test_fetch_success_checks_md5_and_leaves_only_the_file(served, serve, tmp_path):
     base = serve(served)
     dest = tmp_path / "root" / "x" / "t10k-labels-idx1-ubyte.gz"
@@ -89,6 +90,7 @@ def test_fetch_success_checks_md5_and_leaves_only_the_file(served, serve, tmp_pa
     assert _files(tmp_path / "root") == [dest]  # no temporary .part file left
 
 
+@pytest.mark.mirror
 def test_mnist_download_success(served, serve, tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMLIB_MIRROR", serve(served))
     root = tmp_path / "root"
@@ -102,6 +104,7 @@ def test_mnist_download_success(served, serve, tmp_path, monkeypatch):
         assert hashlib.md5((raw / f).read_bytes()).hexdigest() == mnist.MD5[f]
 
 
+@pytest.mark.mirror
 def test_omniglot_and_lake_download_success(served, serve, tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMLIB_MIRROR", serve(served))
     root = tmp_path / "root"
@@ -111,6 +114,7 @@ def test_omniglot_and_lake_download_success(served, serve, tmp_path, monkeypatch
     assert _files(root) == [root / "omniglot" / "all_runs.zip", root / "omniglot" / "images_background_small1.zip"]
 
 
+@pytest.mark.mirror
 def test_second_mirror_is_tried_when_the_first_is_down(served, serve, closed_port_url, tmp_path):
     dest = tmp_path / "t10k-labels-idx1-ubyte.gz"
     urls = [f"{closed_port_url}/t10k-labels-idx1-ubyte.gz", f"{serve(served)}/MNIST/raw/t10k-labels-idx1-ubyte.gz"]
@@ -118,6 +122,7 @@ def test_second_mirror_is_tried_when_the_first_is_down(served, serve, closed_por
     assert dest.is_file()
 
 
+@pytest.mark.mirror
 def test_checksum_mismatch_is_an_error_and_leaves_nothing(served, serve, tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt"
     shutil.copytree(served, corrupt)

@@ -188,6 +188,7 @@ def test_lake_error_hand_value():
     assert sl.metrics.lake_error(embed, runs, dist_fn=lambda a, b: -torch.cdist(a, b)) > 80
 
 
+@pytest.mark.mirror
 def test_lake_error_on_the_real_runs(mirror_root):
     runs = sl.data.load_lake_runs(root=mirror_root, size=28)
     assert len(runs) == 20

@@ -82,3 +82,14 @@ def test_data_root_prefers_env_and_defaults_to_checkout(monkeypatch, tmp_path):
     assert config.data_root() == tmp_path.resolve()
     monkeypatch.delenv("SIAMLIB_DATA")
     assert config.data_root() == ROOT / "data"
+
+
+def test_test_tools_stay_out_of_the_learners_install():
+    learner = _requirement_names((ROOT / "requirements.txt").read_text().splitlines())
+    dev_lines = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    dev = _requirement_names(dev_lines)
+    for tool in ("pytest-timeout", "hypothesis", "pytorch-metric-learning", "playwright", "nbgrader"):
+        assert tool not in learner and tool in dev, tool
+    assert "-r requirements.txt" in [line.strip() for line in dev_lines]
+    for name, spec in dev.items():
+        assert spec.startswith(">=") and "==" not in spec, f"{name}: lower bounds only ({spec!r})"
