@@ -36,7 +36,7 @@ def batches(images, labels, p, k, seed, augment):
         for idx in sampler:
             x = sl.data.to_float(images[idx])  # (P*K, 1, 28, 28)
             if augment:
-                x = sl.train.random_affine(x, gen, degrees=8, scale=0.08, shear=0.08, translate=0.08)
+                x = sl.data.random_affine(x, gen, degrees=8, scale=0.08, shear=0.08, translate=0.08)
             yield x, labels[idx]
 
     return stream
@@ -45,7 +45,7 @@ def batches(images, labels, p, k, seed, augment):
 def one_run(train, test, args, seed, device):
     sl.train.seed_everything(seed)
     model = sl.models.SiameseNet(sl.models.MnistEncoder(emb_dim=args.emb_dim, width=args.width))
-    step = sl.train.triplet_step("batch_hard", margin=args.margin, reduction="mean")
+    step = sl.steps.triplet_step("batch_hard", margin=args.margin, reduction="mean")
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     def cosine_decay(step_done, record):  # learning rate follows a cosine over the time budget

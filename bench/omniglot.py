@@ -54,7 +54,7 @@ def episodes(ds, n_way, k_shot, n_query, rotations, seed):
                 x = sl.data.to_float(images[pick])  # (K+Q, 1, H, W)
                 xs.append(torch.rot90(x, quarter, (2, 3)) if quarter else x)
             x = torch.cat(xs)  # (N*(K+Q), 1, H, W)
-            yield sl.train.random_affine(x, gen, degrees=10, scale=0.1, shear=0.15, translate=0.08)
+            yield sl.data.random_affine(x, gen, degrees=10, scale=0.1, shear=0.15, translate=0.08)
 
     return stream
 
@@ -75,7 +75,7 @@ def episode_set(args):
     try:
         ev = sl.data.load_omniglot("evaluation", size=args.size, download=args.download)
         return (ev.images, ev.labels, ev.groups), "Omniglot evaluation set (20 alphabets, 659 characters)"
-    except (sl.data.DataNotFoundError, sl.data.DownloadError, FileNotFoundError):
+    except (sl.data.DataNotFoundError, FileNotFoundError):
         runs = sl.data.load_lake_runs(size=args.size)
         images = torch.cat([torch.cat([r.train_images, r.test_images]) for r in runs])
         labels = torch.cat([torch.cat([torch.arange(20), r.answers]) + 20 * i for i, r in enumerate(runs)])
@@ -136,7 +136,7 @@ def main():
             return not pending
         return False
 
-    history = sl.train.fit(model, sl.train.prototypical_step(args.n_way, args.k_shot, args.n_query),
+    history = sl.train.fit(model, sl.steps.prototypical_step(args.n_way, args.k_shot, args.n_query),
                            episodes(ds, args.n_way, args.k_shot, args.n_query, not args.no_rotations, args.seed),
                            epochs=1, optimizer=optimizer, device=device, callback=at_mark, progress=False)
     final = curve[-1]

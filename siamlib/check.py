@@ -31,6 +31,9 @@ def _run(fn: Callable, args: tuple, call: str):
     """``(output, None)``, or ``(None, message)`` when the learner's function raised."""
     try:
         return fn(*args), None
+    except NotImplementedError as exc:
+        return None, (f"your function raised NotImplementedError: {exc}: it is still the exercise stub. Write your "
+                      "code in its place under # YOUR CODE HERE, run that cell, then run this check again.")
     except Exception as exc:  # noqa: BLE001
         return None, f"your function raised {type(exc).__name__}: {exc}. It is called as {call}."
 
