@@ -1,24 +1,13 @@
-"""How the field judges a metric embedding.
-
-* Verification — is this pair the same class? One convention throughout
-  ``sl.metrics`` and ``sl.viz``: the *positive* class is ``dissimilar = 1`` and
-  the score is the distance (large distance ⇒ dissimilar). ROC through
-  scikit-learn.
-* Retrieval — precision@1, R-precision, MAP@R (Musgrave, Belongie & Lim 2020).
-* One-shot — N-way K-shot episode accuracy, and Lake et al.'s (2015) 20 runs.
-
-Every metric rejects NaN or infinite input: a diverged model never scores well.
-Derived in notebooks/04_train_mnist.ipynb (verification, retrieval) and
-notebooks/06_omniglot_one_shot.ipynb (episodes, Lake's runs).
-"""
-from __future__ import annotations
-
+"""Verification, retrieval (Musgrave et al. 2020) and one-shot metrics; every metric rejects NaN or inf input.
+One convention across ``sl.metrics`` and ``sl.viz``: the *positive* class is ``dissimilar = 1`` and the score is
+the distance. Derived in notebooks/04_train_mnist.ipynb and notebooks/06_omniglot_one_shot.ipynb."""
 import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from .data import EpisodeSampler
 from .distances import pairwise_distances
 
 __all__ = ["distance_histograms", "roc_auc", "best_threshold", "verification_accuracy", "precision_at_1",
@@ -47,25 +36,16 @@ def _pairs(dist, dissimilar) -> tuple[np.ndarray, np.ndarray]:
     return d.numpy(), y.long().numpy()
 
 
-# --------------------------------------------------------------------- verification
 def distance_histograms(dist, dissimilar, bins: int = 40):
-    """``(edges, similar_counts, dissimilar_counts)`` on shared bin edges.
-
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """``(edges, similar_counts, dissimilar_counts)`` on shared bins. Derived in notebooks/04_train_mnist.ipynb."""
     d, y = _pairs(dist, dissimilar)
     edges = np.histogram_bin_edges(d, bins=bins)
     return edges, np.histogram(d[y == 0], edges)[0], np.histogram(d[y == 1], edges)[0]
 
 
 def roc_auc(dist, dissimilar) -> float:
-    """Area under the ROC curve of "large distance ⇒ dissimilar" (``sklearn.metrics.roc_auc_score``).
-
-    The probability that a random dissimilar pair lies farther apart than a
-    random similar one. Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """P(a dissimilar pair lies farther apart than a similar one), by sklearn. Derived in 04_train_mnist.ipynb."""
     from sklearn.metrics import roc_auc_score
-
     d, y = _pairs(dist, dissimilar)
     if y.min() == y.max():
         raise ValueError("roc_auc needs both similar (0) and dissimilar (1) pairs.")
@@ -79,11 +59,7 @@ def verification_accuracy(dist, dissimilar, threshold: float) -> float:
 
 
 def best_threshold(dist, dissimilar) -> float:
-    """The threshold with the best accuracy on THESE pairs: choose it on validation, report on test.
-
-    Candidates are midpoints between consecutive sorted distances.
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """The best-accuracy threshold on THESE pairs (choose on validation!). Derived in notebooks/04_train_mnist.ipynb."""
     d, y = _pairs(dist, dissimilar)
     order = np.argsort(d, kind="stable")
     ds, ys = d[order], y[order]
@@ -92,12 +68,9 @@ def best_threshold(dist, dissimilar) -> float:
     k = int(np.argmax(acc))
     if k == 0:
         return float(ds[0] - 1e-6)
-    if k == len(ds):
-        return float(ds[-1] + 1e-6)
-    return float((ds[k - 1] + ds[k]) / 2)
+    return float(ds[-1] + 1e-6) if k == len(ds) else float((ds[k - 1] + ds[k]) / 2)
 
 
-# --------------------------------------------------------------------- retrieval
 def _retrieval_setup(emb, labels):
     emb, labels = _finite(emb, "emb").float(), torch.as_tensor(labels).cpu()
     if emb.dim() != 2 or labels.shape != (len(emb),):
@@ -121,14 +94,8 @@ def _neighbour_labels(emb: torch.Tensor, labels: torch.Tensor, k: int, chunk: in
 
 
 def retrieval_metrics(emb, labels) -> dict[str, float]:
-    """Leave-one-out retrieval: ``precision_at_1``, ``r_precision``, ``map_at_r``.
-
-    For a query of class c, R = the number of OTHER points of class c
-    (queries with R = 0 are skipped, as in pytorch-metric-learning). With
-    rel(i) = 1 if the i-th neighbour is of class c and P(i) the precision of
-    the first i: P@1 = rel(1); R-precision = (1/R) Σ_{i≤R} rel(i);
-    MAP@R = (1/R) Σ_{i≤R} P(i) rel(i). Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """Leave-one-out ``precision_at_1``, ``r_precision``, ``map_at_r``; R = the OTHER points of the query's class
+    (R = 0 skipped, as PML). MAP@R = (1/R) Σ_{i≤R} P(i) rel(i). Derived in notebooks/04_train_mnist.ipynb."""
     emb, labels, r = _retrieval_setup(emb, labels)
     rel = (_neighbour_labels(emb, labels, int(r.max())) == labels[:, None]).double()  # (N, R_max)
     positions = torch.arange(1, rel.shape[1] + 1, dtype=torch.double)  # (R_max,)
@@ -140,10 +107,7 @@ def retrieval_metrics(emb, labels) -> dict[str, float]:
 
 
 def precision_at_1(emb, labels) -> float:
-    """Share of points whose nearest other point has their label (points alone in their class skipped).
-
-    Derived in notebooks/04_train_mnist.ipynb; used in 03_triplet_loss.ipynb and 05_explore_embeddings.ipynb.
-    """
+    """Share of points whose nearest other point has their label. Derived in notebooks/04_train_mnist.ipynb."""
     emb, labels, r = _retrieval_setup(emb, labels)
     hit = _neighbour_labels(emb, labels, 1)[:, 0] == labels
     return float(hit[r > 0].double().mean())
@@ -154,18 +118,10 @@ def map_at_r(emb, labels) -> float:
     return retrieval_metrics(emb, labels)["map_at_r"]
 
 
-# --------------------------------------------------------------------- episodes
 def episode_accuracy(emb, labels, n_way: int = 20, k_shot: int = 1, n_query: int = 1, n_episodes: int = 1000,
                      groups=None, seed: int = 0) -> tuple[float, float]:
-    """N-way K-shot accuracy of nearest-prototype classification: ``(mean, 95 % half-width)``.
-
-    Episodes come from ``sl.data.EpisodeSampler`` (within one group — an
-    alphabet — when ``groups`` is given). The interval, 1.96·std/√episodes,
-    treats episodes as independent: it is too narrow when they reuse the same
-    few images. Derived in notebooks/06_omniglot_one_shot.ipynb.
-    """
-    from .data import EpisodeSampler
-
+    """Nearest-prototype accuracy over ``EpisodeSampler`` episodes, ``(mean, 95 % half-width)`` (episodes taken as
+    independent). Derived in notebooks/06_omniglot_one_shot.ipynb."""
     emb = _finite(emb, "emb").float()
     sampler = EpisodeSampler(labels, n_way, k_shot, n_query, n_episodes, groups=groups, seed=seed)
     truth = torch.arange(n_way).repeat_interleave(n_query)  # (N*Q,)
@@ -179,13 +135,8 @@ def episode_accuracy(emb, labels, n_way: int = 20, k_shot: int = 1, n_query: int
     return float(accs.mean()), float(half)
 
 
-# --------------------------------------------------------------------- Lake's 20 runs
 def lake_errors(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = None) -> list[float]:
-    """Error % of each of Lake et al.'s one-shot runs: each test image takes the class of its nearest
-    training image (``dist_fn``, default Euclidean, on ``embed_fn(images)``).
-
-    Derived in notebooks/06_omniglot_one_shot.ipynb.
-    """
+    """Error % per Lake run of nearest-neighbour classification (``dist_fn``). Derived in 06_omniglot_one_shot.ipynb."""
     if len(runs) == 0:
         raise ValueError("runs is empty: load them with sl.data.load_lake_runs().")
     dist_fn = dist_fn or pairwise_distances
@@ -201,26 +152,18 @@ def lake_error(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = No
     return float(np.mean(lake_errors(embed_fn, runs, dist_fn)))
 
 
+#: Published one-shot error % on Lake's 20 runs (Lake, Salakhutdinov & Tenenbaum 2015, Science).
 LAKE_PUBLISHED: dict[str, float] = {
-    "People": 4.5,
-    "Bayesian Program Learning (BPL)": 3.3,
-    "Koch et al. Siamese convnet": 8.0,
-    "Deep convnet": 13.5,
-    "Hierarchical Deep": 34.8,
-    "Modified Hausdorff distance": 38.8,
-    "BPL, minimal training (background small 1)": 4.3,
-    "Deep convnet, minimal training (background small 1)": 24.0,
+    "People": 4.5, "Bayesian Program Learning (BPL)": 3.3, "Koch et al. Siamese convnet": 8.0,
+    "Deep convnet": 13.5, "Hierarchical Deep": 34.8, "Modified Hausdorff distance": 38.8,
+    "BPL, minimal training (background small 1)": 4.3, "Deep convnet, minimal training (background small 1)": 24.0,
 }
-"""Published one-shot error % on Lake's 20 runs (Lake, Salakhutdinov & Tenenbaum 2015, Science)."""
 
 
 def lake_table(ours: dict[str, float]) -> str:
-    """Our errors (``{name: error %}``) beside the published ones, best first, as text.
-
-    Used in notebooks/06_omniglot_one_shot.ipynb.
-    """
-    rows = sorted([(n, e, "published") for n, e in LAKE_PUBLISHED.items()] + [(n, e, "this kit") for n, e in ours.items()],
-                  key=lambda r: r[1])
+    """Our errors (``{name: error %}``) beside the published ones, as text. Used in 06_omniglot_one_shot.ipynb."""
+    rows = [(n, e, "published") for n, e in LAKE_PUBLISHED.items()] + [(n, e, "this kit") for n, e in ours.items()]
+    rows.sort(key=lambda r: r[1])
     width = max(len(r[0]) for r in rows)
     lines = [f"{'method':<{width}}  error %  source", "-" * (width + 19)]
     return "\n".join(lines + [f"{n:<{width}}  {e:7.1f}  {s}" for n, e, s in rows])

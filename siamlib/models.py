@@ -1,14 +1,5 @@
-"""Encoders and the Siamese wrapper.
-
-A Siamese ("twin") network is ONE encoder applied to two inputs: the weights
-are shared because it is literally the same module called twice. The head
-turns the two embeddings into a score: a Euclidean distance (contrastive and
-triplet losses) or Koch et al.'s (2015) weighted L1 distance and a sigmoid.
-
-Derived in notebooks/01_twin_network.ipynb.
-"""
-from __future__ import annotations
-
+"""Encoders and the Siamese wrapper: ONE encoder applied to two inputs (shared weights), and a head.
+Derived in notebooks/01_twin_network.ipynb."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,41 +30,27 @@ class _Encoder(nn.Module):
         if x.dim() != 4 or x.shape[1] != 1 or not x.is_floating_point():
             raise ValueError(f"{type(self).__name__} expects float32 images (B, 1, H, W) in [0, 1]; got "
                              f"{tuple(x.shape)} {x.dtype}. Convert uint8 images with sl.data.to_float(images).")
-        h = self.trunk(x).mean(dim=(2, 3))  # (B, C): global average pooling
-        emb = self.proj(h)  # (B, D)
+        emb = self.proj(self.trunk(x).mean(dim=(2, 3)))  # (B, C) after pooling -> (B, D)
         return F.normalize(emb, dim=1) if self.normalize else emb
 
 
 class MnistEncoder(_Encoder):
-    """Three conv blocks (28 → 14 → 7 → 3) of ``width``, ``2 width``, ``4 width`` channels → ``emb_dim``.
-
-    With ``normalize=True`` embeddings lie on the unit sphere (distances in [0, 2]).
-    Derived in notebooks/01_twin_network.ipynb.
-    """
+    """Three conv blocks (28 → 14 → 7 → 3 pixels) → ``emb_dim``. Derived in notebooks/01_twin_network.ipynb."""
 
     def __init__(self, emb_dim: int = 64, normalize: bool = True, width: int = 32):
         super().__init__([width, 2 * width, 4 * width], emb_dim, normalize)
 
 
 class OmniglotEncoder(_Encoder):
-    """Four conv blocks of ``width`` channels (Snell et al. 2017) → ``emb_dim``; for 28×28 characters.
-
-    Derived in notebooks/06_omniglot_one_shot.ipynb.
-    """
+    """Four conv blocks (Snell et al. 2017) → ``emb_dim``. Derived in notebooks/06_omniglot_one_shot.ipynb."""
 
     def __init__(self, emb_dim: int = 128, normalize: bool = True, width: int = 64):
         super().__init__([width] * 4, emb_dim, normalize)
 
 
 class SiameseNet(nn.Module):
-    """One shared encoder applied to both inputs, and a head that compares them.
-
-    ``head="distance"``: ``forward(x1, x2)`` is ``‖f(x1) − f(x2)‖``, shape ``(B,)``.
-    ``head="koch"``: the logit of "same class", ``w·|f(x1) − f(x2)| + b``
-    (Koch et al. 2015). ``embed(x)`` is the encoder alone; ``compare`` the head alone.
-    Derived in notebooks/01_twin_network.ipynb (distance head) and
-    notebooks/06_omniglot_one_shot.ipynb (Koch head).
-    """
+    """One shared encoder (``embed``) and a head (``compare``): ``"distance"`` ``‖f(x1) − f(x2)‖``, or ``"koch"``, the
+    logit ``w·|f(x1) − f(x2)| + b``. Derived in notebooks/01_twin_network.ipynb and 06_omniglot_one_shot.ipynb."""
 
     def __init__(self, encoder: nn.Module, head: str = "distance", emb_dim: int | None = None):
         super().__init__()
@@ -99,5 +76,5 @@ class SiameseNet(nn.Module):
     def compare(self, emb1: torch.Tensor, emb2: torch.Tensor) -> torch.Tensor:
         """The head alone on two ``(B, D)`` embeddings: a distance, or Koch's logit of "same"."""
         if self.head == "distance":
-            return pair_distance(emb1, emb2)  # (B,), exact, finite gradient at 0
+            return pair_distance(emb1, emb2)  # (B,)
         return self.koch((emb1 - emb2).abs()).squeeze(1)  # (B,)

@@ -1,20 +1,11 @@
-"""Device, seeding, the training loop, its history, checkpoints and embedding.
-
-* :func:`get_device` is the ONE place that picks the device.
-* :func:`fit` is lesson 04's seven-line loop plus a history, a time budget,
-  checkpoints (resume = an uninterrupted run) and a clean stop on Ctrl-C.
-* :func:`load_or_train` skips training when a *finished* checkpoint exists.
-
-Derived in notebooks/04_train_mnist.ipynb.
-"""
-from __future__ import annotations
-
+"""Device, seeding, the training loop (lesson 04's seven lines plus a history, a time budget, checkpoints and a
+clean stop on Ctrl-C), checkpoints and embedding. Derived in notebooks/04_train_mnist.ipynb."""
 import math
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,38 +13,30 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import config
+from .data import to_float
 
-__all__ = ["get_device", "seed_everything", "to_device", "fit", "checkpoint_path",
-           "load_or_train", "embed"]
+__all__ = ["get_device", "seed_everything", "to_device", "fit", "checkpoint_path", "load_or_train", "embed"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """``SIAMLIB_DEVICE``, else ``prefer``, else the first of cuda, mps, cpu that is available.
-
-    A device asked for but absent is a ValueError, never a silent fallback.
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """``SIAMLIB_DEVICE``, else ``prefer``, else cuda, mps or cpu. Derived in notebooks/04_train_mnist.ipynb."""
     wanted = (os.environ.get("SIAMLIB_DEVICE", "").strip() or (prefer or "").strip()).lower()
-    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps}
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if not wanted:
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
-    kind = wanted.split(":")[0]
-    if kind not in available:
+        return torch.device(next(d for d, ok in available.items() if ok))
+    if wanted.split(":")[0] not in available:
         raise ValueError(f"device {wanted!r} (SIAMLIB_DEVICE or prefer=) is not cpu, cuda or mps; "
                          "unset SIAMLIB_DEVICE to choose automatically.")
-    if not available[kind]:
+    if not available[wanted.split(":")[0]]:
         raise ValueError(f"device {wanted!r} was asked for but is not available here; use SIAMLIB_DEVICE=cpu.")
     return torch.device(wanted)
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a seeded CPU ``torch.Generator``.
-
-    Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """Seed Python, NumPy and torch; return a seeded CPU generator. Derived in notebooks/04_train_mnist.ipynb."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}.")
     random.seed(seed)
@@ -63,14 +46,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor of a (nested) tuple / list / dict to ``device``.
-
-    Used in notebooks/01_twin_network.ipynb.
-    """
+    """Move every tensor of a (nested) tuple or list to ``device``. Used in notebooks/01_twin_network.ipynb."""
     if torch.is_tensor(batch):
         return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
@@ -78,12 +56,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 @dataclass
 class History:
-    """One record per optimisation step: ``step``, ``epoch``, ``time_s``, ``loss`` and the step's stats.
-
-    ``history["loss"]`` is one column; ``history.smoothed("loss", 20)`` its
-    running mean. ``interrupted`` and ``stop_reason`` say why training ended
-    early (Ctrl-C, the time budget, the callback). Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """One record per step; ``history["loss"]`` is a column, ``history.smoothed("loss", 20)`` its running mean."""
 
     records: list[dict[str, float]] = field(default_factory=list)
     epochs_done: int = 0
@@ -103,20 +76,18 @@ class History:
         return [r.get(key, math.nan) for r in self.records]
 
     def smoothed(self, key: str, window: int = 20) -> np.ndarray:
-        """Running mean of one column over ``window`` steps (for noisy per-step values)."""
+        """Running mean of one column over ``window`` steps."""
         values = np.asarray(self[key], dtype=float)
         window = max(1, min(window, len(values)))
         return np.convolve(values, np.ones(window) / window, mode="valid")
 
+    def stop(self, reason: str) -> None:
+        self.interrupted, self.stop_reason = True, reason
 
-# --------------------------------------------------------------------- checkpoints
+
 def checkpoint_path(name: str) -> Path:
-    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``: the two modes never mix.
-
-    Used in notebooks/04_train_mnist.ipynb and 06_omniglot_one_shot.ipynb.
-    """
-    mode = "quick" if config.is_quick() else "full"
-    return config.cache_dir() / "checkpoints" / f"{name}-{mode}.pt"
+    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``. Used in notebooks/04_train_mnist.ipynb."""
+    return config.cache_dir() / "checkpoints" / f"{name}-{'quick' if config.is_quick() else 'full'}.pt"
 
 
 def _check_writable(path: Path) -> None:
@@ -165,26 +136,17 @@ def _load(state: dict, path: Path, model: nn.Module, optimizer=None) -> History:
     if optimizer is not None and state["optimizer"] is not None:
         optimizer.load_state_dict(state["optimizer"])
     h = state["history"]
-    return History(records=[dict(r) for r in h["records"]], epochs_done=int(h["epochs_done"]),
-                   train_s=float(h["train_s"]))
+    return History([dict(r) for r in h["records"]], int(h["epochs_done"]), train_s=float(h["train_s"]))
 
 
-# --------------------------------------------------------------------- the loop
 def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int], Iterable], *,
         epochs: int = 1, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
         device: torch.device | str | None = None, checkpoint: str | Path | None = None,
         max_seconds: float | None = None, callback: Callable | None = None,
         progress: bool = True, desc: str = "train") -> History:
-    """Train ``model``: for each batch, ``loss, stats = loss_fn(model, batch)``, backward, step.
-
-    ``batches`` is an iterable or ``epoch -> iterable`` (then a resumed run
-    draws exactly the batches it has not done). ``stats`` is a dict of floats
-    recorded beside the loss (see ``sl.steps``). ``checkpoint``: written after
-    every epoch and on a stop; an unfinished one is resumed. ``max_seconds``
-    bounds training time; ``callback(step, record)`` may return ``True`` to stop.
-    A non-finite loss or embedding raises ``FloatingPointError``; an epoch
-    without batches is a ValueError. Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """Train: per batch ``loss, stats = loss_fn(model, batch)``, backward, step. ``batches``: an iterable or
+    ``epoch -> iterable``; ``checkpoint``: saved each epoch and resumed if unfinished; ``callback(step, record)``
+    returning True stops; a non-finite loss raises ``FloatingPointError``. Derived in notebooks/04_train_mnist.ipynb."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1; got {epochs}.")
     device = get_device() if device is None else torch.device(device)
@@ -199,9 +161,8 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
     try:
         for epoch in range(history.epochs_done, epochs):
             model.train()
-            source = batches(epoch) if callable(batches) else batches
-            n_before = len(history)
-            for batch in _bar(source, f"{desc} {epoch + 1}/{epochs}", progress):
+            source, n_before = batches(epoch) if callable(batches) else batches, len(history)
+            for batch in tqdm(source, desc=f"{desc} {epoch + 1}/{epochs}", leave=False) if progress else source:
                 loss, stats = loss_fn(model, to_device(batch, device))
                 if not torch.isfinite(loss) or not math.isfinite(float(stats.get("emb_norm", 0.0))):
                     raise FloatingPointError(
@@ -216,12 +177,10 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
                 history.records.append(record)
                 paused = time.perf_counter()
                 if callback is not None and callback(len(history), record) is True:
-                    history.interrupted, history.stop_reason = True, "the callback asked to stop"
+                    history.stop("the callback asked to stop")
                 start += time.perf_counter() - paused  # the callback's time (an evaluation) is not training
-                if history.interrupted:
-                    pass
-                elif max_seconds is not None and time.perf_counter() - start >= max_seconds:
-                    history.interrupted, history.stop_reason = True, f"time budget of {max_seconds:g} s reached"
+                if not history.interrupted and max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                    history.stop(f"time budget of {max_seconds:g} s reached")
                 if history.interrupted:
                     break
             if len(history) == n_before:
@@ -233,7 +192,7 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
             if path is not None:
                 _save(path, model, history, optimizer, finished=epoch + 1 == epochs)
     except KeyboardInterrupt:
-        history.interrupted, history.stop_reason = True, "interrupted (KeyboardInterrupt)"
+        history.stop("interrupted (KeyboardInterrupt)")
         print(f"Training interrupted after {len(history)} steps; the model and the history so far are kept.")
     history.train_s = time.perf_counter() - start
     if path is not None and history.interrupted:
@@ -242,21 +201,8 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
     return history
 
 
-def _bar(source: Iterable, desc: str, enabled: bool) -> Iterable:
-    if not enabled:
-        return source
-    from tqdm.auto import tqdm
-
-    return tqdm(source, desc=desc, leave=False)
-
-
 def load_or_train(path: str | Path, train_fn: Callable[[], History], model: nn.Module) -> History:
-    """Load ``model`` from a *finished* checkpoint at ``path``; otherwise ``train_fn()`` and save.
-
-    An unfinished checkpoint (Ctrl-C, a time budget) is never loaded here: the
-    model is trained from its current weights. To resume, use
-    ``fit(checkpoint=...)``. Derived in notebooks/04_train_mnist.ipynb.
-    """
+    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. Derived in 04_train_mnist.ipynb."""
     path = Path(path)
     if path.is_file():
         state = _read(path)
@@ -278,14 +224,7 @@ def load_or_train(path: str | Path, train_fn: Callable[[], History], model: nn.M
 @torch.no_grad()
 def embed(model: nn.Module, images: torch.Tensor, batch_size: int = 512,
           device: torch.device | str | None = None) -> torch.Tensor:
-    """Embeddings ``(N, D)`` on the CPU of ``(N, H, W)`` uint8 or ``(N, 1, H, W)`` float images.
-
-    ``model.embed`` if the model has one (a SiameseNet), else the model; eval
-    mode, no gradients, in batches; the model's mode is restored afterwards.
-    Used in notebooks/03_triplet_loss.ipynb, 04_train_mnist.ipynb, 05_explore_embeddings.ipynb and 06_omniglot_one_shot.ipynb.
-    """
-    from .data import to_float
-
+    """Embeddings ``(N, D)`` (CPU, eval mode, batched) of uint8 or float images. Used in 04_train_mnist.ipynb."""
     device = get_device() if device is None else torch.device(device)
     fn = model.embed if hasattr(model, "embed") else model
     was_training = model.training

@@ -41,7 +41,7 @@ def no_data_message(root: Path, missing: list[str], needing: list[str]) -> str:
     shown = ", ".join(needing[:3]) + (f" and {len(needing) - 3} more" if len(needing) > 3 else "")
     return "\n".join([
         f"No data: {names} not found under {root} ({where}). Set SIAMLIB_DATA to a data mirror "
-        "(see the README's data section) or deselect these tests with -m \"not mirror\".",
+        "(see the README, 'No internet?') or deselect these tests with -m \"not mirror\".",
         f"  missing: {', '.join(missing)}",
         f"  needed by {len(needing)} selected file(s): {shown}",
     ])

@@ -1,11 +1,5 @@
-"""Augmentation: a small random affine distortion of each image.
-
-Few examples per class (Omniglot: 20 drawers per character) is where this
-matters most; Koch et al. (2015) trained on such distortions.
-Derived in notebooks/06_omniglot_one_shot.ipynb.
-"""
-from __future__ import annotations
-
+"""Augmentation: a small random affine distortion of each image (Koch et al. 2015 trained on such distortions).
+Derived in notebooks/06_omniglot_one_shot.ipynb."""
 import math
 
 import torch
@@ -16,11 +10,7 @@ __all__ = ["random_affine"]
 
 def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 10.0,
                   scale: float = 0.1, shear: float = 0.1, translate: float = 0.1) -> torch.Tensor:
-    """``(B, C, H, W) -> (B, C, H, W)``: rotate up to ±``degrees``, scale each axis by 1 ± ``scale``,
-    shear up to ±``shear``, shift up to ±``translate`` of the image size. Runs on ``x``'s device and dtype.
-
-    Derived in notebooks/06_omniglot_one_shot.ipynb.
-    """
+    """Random rotation, scale, shear and shift of ``(B, C, H, W)`` images. Derived in 06_omniglot_one_shot.ipynb."""
     if x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"random_affine expects float images (B, C, H, W); got {tuple(x.shape)} {x.dtype}. "
                          "Use sl.data.to_float(images) first.")
@@ -28,7 +18,6 @@ def random_affine(x: torch.Tensor, generator: torch.Generator | None = None, deg
 
     def uniform(*shape):  # in [-1, 1], drawn on the CPU so a seeded generator gives the same draw anywhere
         return (torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1).to(x.device, x.dtype)
-
     angle = uniform(b) * math.radians(degrees)  # (B,)
     sx, sy = 1 + scale * uniform(2, b)  # (B,) each
     sh = shear * uniform(b)  # (B,)

@@ -1,17 +1,6 @@
-"""Downloads that never leave a half-written file, and decoded caches.
-
-A download streams into a temporary file beside its destination, is checked
-(length, and md5 with torchvision's ``check_integrity``), and only then renamed
-into place (``os.replace``, atomic). We stream ourselves rather than call
-torchvision's ``download_url`` because that one writes straight to the final
-name, has no timeout and accepts a short read when no md5 is published.
-Where files come from is ``sl.config.mirrors``; nothing here remembers a
-failure, so a later call tries again.
-
-Used by every loader (lesson 01 onwards).
-"""
-from __future__ import annotations
-
+"""Downloads that never leave a half-written file (a temp file, checked for length and md5 with torchvision's
+``check_integrity``, then renamed; torchvision's ``download_url`` writes straight to the final name and has no
+timeout), and decoded caches. Nothing remembers a failure: a later call retries."""
 import hashlib
 import http.client
 import os
@@ -25,8 +14,6 @@ import numpy as np
 
 from .. import config
 
-TIMEOUT_S = 20.0
-
 
 class DownloadError(RuntimeError):
     """Every URL tried for a file failed; the message lists each URL and why. Raised by fetch."""
@@ -37,13 +24,7 @@ class ChecksumError(DownloadError):
 
 
 class DataNotFoundError(FileNotFoundError):
-    """A dataset is neither on disk nor downloadable.
-
-    The first line of the message says what is missing and how to fix it; the
-    lines after it (``.details``) say where we looked and why downloads failed.
-    In Jupyter only these lines are shown, not a traceback.
-    Used in notebooks/06_omniglot_one_shot.ipynb.
-    """
+    """Data neither on disk nor downloadable; ``.details`` says where we looked. Used in 06_omniglot_one_shot.ipynb."""
 
     def __init__(self, what: str, details: list[str] = (), cause: Exception | None = None):
         self.details, self.cause = [d[:300] for d in details], cause
@@ -51,22 +32,20 @@ class DataNotFoundError(FileNotFoundError):
                "or call sl.config.set_data_root(path) in the first cell.")
         super().__init__("\n".join([f"{what} {fix}", *self.details]))
 
-    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of a traceback
-        return [f"DataNotFoundError: {line}" if i == 0 else f"  {line}" for i, line in enumerate(str(self).splitlines())][:10]
+    def _render_traceback_(self) -> list[str]:  # Jupyter shows these few lines instead of a long traceback
+        return [f"DataNotFoundError: {line}" if i == 0 else f"  {line}" for i, line in enumerate(str(self).splitlines())]
 
 
 def check_md5(path: Path, md5: str | None) -> None:
     """Raise :class:`ChecksumError` unless ``path`` has the md5 ``md5`` (``None``: nothing to check)."""
-    from torchvision.datasets.utils import check_integrity
-
+    from torchvision.datasets.utils import check_integrity  # imported here: torchvision is slow to import
     if md5 is not None and not check_integrity(path, md5):
         raise ChecksumError(f"{path.name} does not have the published md5 {md5}: the file is corrupt or another "
                             f"version. Delete {path} and download it again, or copy it from a data mirror.")
 
 
 def is_writable_dir(path: Path) -> bool:
-    """True if ``path`` (or the nearest existing parent) may be written; a folder with no write bit
-    at all (``chmod a-w``, like the shared mirror) is read-only even for root."""
+    """True if ``path`` (or its nearest existing parent) may be written; no write bit at all counts as read-only."""
     p = Path(path)
     while not p.exists():
         if p.parent == p:
@@ -78,7 +57,7 @@ def is_writable_dir(path: Path) -> bool:
 def _fetch_one(url: str, dest: Path, md5: str | None) -> None:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=20) as response:
             expected = int(response.headers.get("Content-Length") or -1)
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
@@ -96,12 +75,8 @@ def _fetch_one(url: str, dest: Path, md5: str | None) -> None:
 
 
 def fetch(urls: list[str] | str, dest: str | os.PathLike, md5: str | None = None) -> Path:
-    """Download ``dest`` from the first of ``urls`` that works; nothing partial is ever left at ``dest``.
-
-    Raises :class:`ChecksumError` if a server sent a file with the wrong md5
-    and no other URL worked, else :class:`DownloadError`; both name every URL
-    and its failure. Used by the loaders of every lesson.
-    """
+    """Download ``dest`` from the first of ``urls`` that works; nothing partial is ever left, no new empty folder.
+    Raises :class:`ChecksumError` if a server sent a wrong md5 and no URL worked, else :class:`DownloadError`."""
     urls, dest = ([urls] if isinstance(urls, str) else list(urls)), Path(dest)
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
     try:
@@ -127,21 +102,11 @@ def fetch(urls: list[str] | str, dest: str | os.PathLike, md5: str | None = None
         f"could not download {dest.name}; nothing was written. Tried: " + "; ".join(failures))
 
 
-# ----------------------------------------------------------------- decoded caches
-def source_key(*paths: Path, extra: str = "") -> str:
-    """A short key that changes when any source file's path, size or mtime changes."""
-    h = hashlib.sha1(extra.encode())
-    for p in paths:
-        st = Path(p).stat()
-        h.update(f"{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def cached_arrays(kind: str, name: str, key: str, decode) -> dict:
-    """``decode()``'s arrays, cached atomically as ``cache_dir()/kind/name-key.npz``.
-
-    An unreadable cache file is decoded again; an unwritable cache only costs time.
-    """
+def cached_arrays(kind: str, name: str, source: Path, extra: str, decode) -> dict:
+    """``decode()``'s arrays, cached atomically in ``cache_dir()/kind/name-<key>.npz``, the key changing with
+    ``source``'s path, size and mtime and with ``extra``; a bad cache is decoded again."""
+    st = Path(source).stat()
+    key = hashlib.sha1(f"{extra}{Path(source).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
     path = config.cache_dir() / kind / f"{name}-{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -149,7 +114,7 @@ def cached_arrays(kind: str, name: str, key: str, decode) -> dict:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         pass
     arrays = decode()
-    try:
+    try:  # an unwritable cache only costs time
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
         with os.fdopen(fd, "wb") as f:

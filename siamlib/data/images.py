@@ -1,9 +1,4 @@
-"""The one container every loader returns: images, labels, class names, groups.
-
-Used by every lesson, from notebooks/01_twin_network.ipynb on.
-"""
-from __future__ import annotations
-
+"""The one container every loader returns (images, labels, class names, groups), and :func:`to_float`."""
 from dataclasses import dataclass
 
 import torch
@@ -11,13 +6,8 @@ import torch
 
 @dataclass
 class ImageSet:
-    """A labelled set of grayscale images, ink = 255.
-
-    ``images`` ``(N, H, W)`` uint8 (Omniglot is inverted on load so strokes are bright);
-    ``labels`` ``(N,)`` int64 class ids into ``class_names``; ``groups`` ``(N,)`` int64
-    alphabet ids (Omniglot) or ``None``; ``source`` says where the data came from.
-    ``s.subset(idx)`` keeps the rows ``idx``. Models take ``sl.data.to_float(s.images)``.
-    """
+    """Images ``(N, H, W)`` uint8 (ink = 255), ``labels`` ``(N,)`` int64 into ``class_names``, ``groups`` ``(N,)``
+    int64 (alphabets) or None, ``source``; ``s.subset(idx)`` keeps the rows ``idx``."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -30,8 +20,7 @@ class ImageSet:
         if self.images.dtype != torch.uint8 or self.images.dim() != 3:
             raise ValueError(f"ImageSet.images must be (N, H, W) uint8; got {tuple(self.images.shape)} "
                              f"{self.images.dtype}. Convert with (x * 255).round().to(torch.uint8).")
-        for name in ("labels", "groups"):
-            t = getattr(self, name)
+        for name, t in (("labels", self.labels), ("groups", self.groups)):
             if t is not None and (t.dtype != torch.int64 or t.shape != (len(self.images),)):
                 raise ValueError(f"ImageSet.{name} must be int64 of shape ({len(self.images)},); got "
                                  f"{tuple(t.shape)} {t.dtype}.")
@@ -39,7 +28,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, idx) -> ImageSet:
+    def subset(self, idx) -> "ImageSet":
         """The rows ``idx`` (indices or a boolean mask); class ids and names are kept."""
         idx = torch.as_tensor(idx)
         return ImageSet(self.images[idx], self.labels[idx], self.class_names,
@@ -51,10 +40,7 @@ class ImageSet:
 
 
 def to_float(images) -> torch.Tensor:
-    """``(N, H, W)`` or ``(N, 1, H, W)`` images → ``(N, 1, H, W)`` float32 in [0, 1] (uint8 is divided by 255).
-
-    Used in notebooks/03_triplet_loss.ipynb, 04_train_mnist.ipynb, 05_explore_embeddings.ipynb and 06_omniglot_one_shot.ipynb.
-    """
+    """``(N, H, W)`` or ``(N, 1, H, W)`` images → ``(N, 1, H, W)`` float32 in [0, 1]. Used in 04_train_mnist.ipynb."""
     x = torch.as_tensor(images)
     x = x.reshape(1, 1, *x.shape) if x.dim() == 2 else x.unsqueeze(1) if x.dim() == 3 else x
     if x.dim() != 4 or x.shape[1] != 1:

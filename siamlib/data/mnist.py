@@ -1,16 +1,7 @@
-"""MNIST from torchvision's files, read in place from ``root/MNIST/raw/``.
-
-* Online: missing ``.gz`` files are downloaded from ``sl.config.mirrors("mnist")``
-  (torchvision's sources) and checked against torchvision's md5s.
-* Offline with only the 10,000-image test split (the shared mirror): "train"
-  and "test" are *disjoint* subsets of it (8,000 / 2,000, seeded), and a
-  one-line :class:`MnistSubsetWarning` says so.
-* Nothing there and no download: a short :class:`DataNotFoundError`.
-
-Derived in notebooks/01_twin_network.ipynb.
-"""
-from __future__ import annotations
-
+"""MNIST read in place from ``root/MNIST/raw/`` (torchvision's ``.gz`` files or their extracted copies); missing
+files are downloaded and checked against torchvision's md5s. With only the test split (the shared mirror), "train"
+and "test" are disjoint seeded subsets of it (8,000 / 2,000) and a :class:`MnistSubsetWarning` says so.
+Derived in notebooks/01_twin_network.ipynb."""
 import gzip
 import os
 import warnings
@@ -32,15 +23,11 @@ MD5 = {
 }
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-N_CLASSES = 10
-FALLBACK_N_TRAIN, FALLBACK_SEED = 8000, 0
+N_CLASSES, FALLBACK_N_TRAIN, FALLBACK_SEED = 10, 8000, 0
 
 
 class MnistSubsetWarning(UserWarning):
-    """MNIST's training split is missing: train/test are disjoint subsets of the test split.
-
-    Used in notebooks/04_train_mnist.ipynb and 05_explore_embeddings.ipynb.
-    """
+    """No train split: "train" and "test" are disjoint parts of the test split. Used in 04_train_mnist.ipynb."""
 
 
 def _find(raw: Path, name: str) -> Path | None:
@@ -86,32 +73,30 @@ def fallback_split(n: int = 10000, n_train: int = FALLBACK_N_TRAIN, seed: int = 
     return perm[:n_train].sort().values, perm[n_train:].sort().values
 
 
-def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
-    """MNIST ``split`` ("train" or "test"): an :class:`ImageSet` of ``(N, 28, 28)`` uint8 images.
+def _download_missing(raw: Path, download: bool) -> tuple[list[str], Exception | None]:
+    """Try to download every missing file; return why nothing was (or what failed) and the last failure."""
+    if not download:
+        return ["No download was tried (download=False)."], None
+    if not is_writable_dir(raw):
+        return [f"No download was tried: {raw} is read-only."], None
+    reasons, cause = [], None
+    for split in ("train", "test"):
+        for name in (n for n in FILES[split] if _find(raw, n) is None):
+            try:
+                fetch([m + name for m in config.mirrors("mnist")], raw / name, MD5[name])
+            except DownloadError as err:
+                reasons.append(f"Download failed: {err}")
+                cause = err
+                break
+    return reasons, cause
 
-    Read in place from ``root/MNIST/raw`` (``root`` defaults to
-    ``sl.config.data_root()``). Missing files are downloaded when ``download``
-    is true and the root is writable (a read-only root is never written).
-    Derived in notebooks/01_twin_network.ipynb.
-    """
+
+def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
+    """MNIST "train" or "test" as an ImageSet of ``(N, 28, 28)`` uint8 images. Derived in 01_twin_network.ipynb."""
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     raw = (Path(root) if root is not None else config.data_root()) / "MNIST" / "raw"
-    reasons, cause = [], None
-    if not download:
-        reasons.append("No download was tried (download=False).")
-    elif not is_writable_dir(raw):
-        reasons.append(f"No download was tried: {raw} is read-only.")
-    else:
-        for s in ("train", "test"):
-            for name in FILES[s]:
-                if _find(raw, name) is None:
-                    try:
-                        fetch([m + name for m in config.mirrors("mnist")], raw / name, MD5[name])
-                    except DownloadError as err:
-                        reasons.append(f"Download failed: {err}")
-                        cause = err
-                        break
+    reasons, cause = _download_missing(raw, download)
     if _present(raw, "train") and (split == "train" or _present(raw, "test")):
         images, labels = _read_split(raw, split)
         source = f"MNIST {split} split ({len(labels):,} images)"
@@ -124,7 +109,7 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None, down
                       MnistSubsetWarning, stacklevel=2)
         source = f"MNIST test split, disjoint subset used as '{split}' ({len(labels):,} images)"
     else:
-        raise DataNotFoundError(f"MNIST not found in {raw}.", [f"Looked for {', '.join(FILES['test'])}.",
-                                                             *reasons], cause)
+        raise DataNotFoundError(f"MNIST not found in {raw}.", [f"Looked for {', '.join(FILES['test'])}.", *reasons],
+                                cause)
     return ImageSet(images=torch.from_numpy(images.copy()), labels=torch.from_numpy(labels.astype(np.int64)),
                     class_names=[str(d) for d in range(N_CLASSES)], source=source)

@@ -1,27 +1,16 @@
-"""Contrastive loss (Hadsell, Chopra & LeCun 2006).
-
-    L = (1 - Y) · ½ D²  +  Y · ½ max(0, m - D)²
-
-with ``Y = 0`` for a *similar* pair and ``Y = 1`` for a *dissimilar* one, as in
-the paper; the argument is called ``dissimilar`` so the convention cannot be missed.
-Derived in notebooks/02_contrastive_loss.ipynb.
-"""
-from __future__ import annotations
-
+"""Contrastive loss (Hadsell, Chopra & LeCun 2006): ``L = (1 - Y) · ½ D²  +  Y · ½ max(0, m - D)²``, with
+``Y`` = ``dissimilar`` (1 for a dissimilar pair). Derived in notebooks/02_contrastive_loss.ipynb."""
 import torch
 
 from ..distances import pair_distance
-from ._checks import check_binary, check_margin, check_pair_batch, check_reduction, reduce
+from ._checks import check_binary, check_pair_batch, check_positive, check_reduction, reduce
 
 __all__ = ["contrastive_loss", "contrastive_loss_from_distance"]
 
 
 def contrastive_loss_from_distance(dist: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0,
                                    reduction: str = "mean") -> torch.Tensor:
-    """The contrastive loss on precomputed distances ``D`` of shape ``(B,)``; ``dissimilar`` = Y.
-
-    Derived in notebooks/02_contrastive_loss.ipynb.
-    """
+    """The contrastive loss on distances ``D`` ``(B,)``. Derived in notebooks/02_contrastive_loss.ipynb."""
     return _contrastive("contrastive_loss_from_distance", dist, dissimilar, margin, reduction)
 
 
@@ -30,7 +19,7 @@ def _contrastive(name: str, dist, dissimilar, margin, reduction) -> torch.Tensor
         raise ValueError(f"{name}: dist must be a non-empty 1-D tensor (B,) of pair distances; "
                          f"got {getattr(dist, 'shape', type(dist))}.")
     y = check_binary(name, dissimilar, len(dist)).to(dist.device, dist.dtype)  # (B,)
-    margin = check_margin(name, margin)
+    margin = check_positive(name, "margin", margin)
     similar_term = 0.5 * dist.pow(2)  # pull together
     dissimilar_term = 0.5 * torch.relu(margin - dist).pow(2)  # push apart, up to the margin
     return reduce((1.0 - y) * similar_term + y * dissimilar_term, check_reduction(name, reduction))
@@ -38,11 +27,6 @@ def _contrastive(name: str, dist, dissimilar, margin, reduction) -> torch.Tensor
 
 def contrastive_loss(emb1: torch.Tensor, emb2: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0,
                      reduction: str = "mean") -> torch.Tensor:
-    """Contrastive loss on pairs of ``(B, D)`` embeddings; ``dissimilar`` ``(B,)`` is 1 for a dissimilar pair.
-
-    The distance uses a gradient-safe square root: identical embeddings give zero
-    gradients, not NaN. ``reduction``: "mean" | "sum" | "none".
-    Derived in notebooks/02_contrastive_loss.ipynb.
-    """
+    """Contrastive loss on ``(B, D)`` pairs, gradient-safe at D = 0. Derived in notebooks/02_contrastive_loss.ipynb."""
     check_pair_batch("contrastive_loss", emb1, emb2)
     return _contrastive("contrastive_loss", pair_distance(emb1, emb2), dissimilar, margin, reduction)

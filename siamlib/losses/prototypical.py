@@ -1,11 +1,5 @@
-"""Prototypical networks (Snell, Swersky & Zemel 2017): classify each query by its nearest class mean.
-
-    p(y = c | q) = softmax_c( -‖f(q) - μ_c‖² ),   μ_c = mean of class c's support embeddings
-
-Derived in notebooks/06_omniglot_one_shot.ipynb.
-"""
-from __future__ import annotations
-
+"""Prototypical networks (Snell et al. 2017): ``p(y = c | q) = softmax_c(-‖f(q) - μ_c‖²)``, ``μ_c`` the mean of
+class c's support embeddings. Derived in notebooks/06_omniglot_one_shot.ipynb."""
 import torch
 import torch.nn.functional as F
 
@@ -15,10 +9,7 @@ __all__ = ["prototypical_loss"]
 
 
 def prototype_sq_distances(emb: torch.Tensor, n_way: int, k_shot: int, n_query: int) -> torch.Tensor:
-    """``(N*Q, N)`` squared distances from each query to each prototype.
-
-    ``emb`` holds an episode class after class, each class's ``k_shot`` support rows first.
-    """
+    """``(N*Q, N)`` squared query-to-prototype distances; ``emb`` holds an episode class after class, support first."""
     per_class = k_shot + n_query
     if emb.dim() != 2 or len(emb) != n_way * per_class:
         raise ValueError(f"an episode needs n_way * (k_shot + n_query) = {n_way * per_class} embeddings (rows); "
@@ -30,10 +21,7 @@ def prototype_sq_distances(emb: torch.Tensor, n_way: int, k_shot: int, n_query: 
 
 
 def prototypical_loss(emb: torch.Tensor, n_way: int, k_shot: int, n_query: int) -> torch.Tensor:
-    """Cross-entropy of the softmax over minus the squared distances to the prototypes.
-
-    Derived in notebooks/06_omniglot_one_shot.ipynb.
-    """
+    """Cross-entropy over minus the squared prototype distances. Derived in notebooks/06_omniglot_one_shot.ipynb."""
     sq_dist = prototype_sq_distances(emb, n_way, k_shot, n_query)  # (N*Q, N)
     target = torch.arange(n_way, device=emb.device).repeat_interleave(n_query)  # (N*Q,) class of each query
     return F.cross_entropy(-sq_dist, target)

@@ -1,19 +1,12 @@
-"""Triplet loss (FaceNet, Schroff et al. 2015), soft margin (Hermans et al. 2017), and online mining.
-
-    L(a, p, n) = max(0, d(a, p) - d(a, n) + margin)        (hinge)
-    L(a, p, n) = softplus(d(a, p) - d(a, n) + margin)      (soft)
-
-Mined: pick the triplets (``sl.mining``), apply the hinge, average.
-Derived in notebooks/03_triplet_loss.ipynb.
-"""
-from __future__ import annotations
-
+"""Triplet loss (FaceNet, Schroff et al. 2015) ``max(0, d(a, p) - d(a, n) + margin)``, soft margin (softplus,
+Hermans et al. 2017), and online mining: pick the triplets (``sl.mining``), apply the hinge, average.
+Derived in notebooks/03_triplet_loss.ipynb."""
 import torch
 import torch.nn.functional as F
 
 from .. import mining as _mining
 from ..distances import pair_distance, pairwise_distances
-from ._checks import check_margin, check_pair_batch, check_reduction, reduce
+from ._checks import check_pair_batch, check_positive, check_reduction, reduce
 
 __all__ = ["triplet_loss", "mined_triplet_loss"]
 
@@ -26,17 +19,11 @@ def _hinge(violation: torch.Tensor, soft: bool) -> torch.Tensor:
 
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.2,
                  squared: bool = False, soft: bool = False, reduction: str = "mean") -> torch.Tensor:
-    """Triplet loss on explicit triplets: row ``i`` of the three ``(B, D)`` tensors.
-
-    ``squared``: squared distances (FaceNet); ``soft``: softplus instead of the
-    hinge (``margin=0`` allowed); ``reduction``: "mean" | "sum" | "none".
-    Derived in notebooks/03_triplet_loss.ipynb.
-    """
-    name = "triplet_loss"
-    check_pair_batch(name, anchor, positive, names=("anchor", "positive"))
-    check_pair_batch(name, anchor, negative, names=("anchor", "negative"))
-    margin = check_margin(name, margin, allow_zero=soft)
-    check_reduction(name, reduction)
+    """Triplet loss on row ``i`` of three ``(B, D)`` tensors. Derived in notebooks/03_triplet_loss.ipynb."""
+    check_pair_batch("triplet_loss", anchor, positive, names=("anchor", "positive"))
+    check_pair_batch("triplet_loss", anchor, negative, names=("anchor", "negative"))
+    margin = check_positive("triplet_loss", "margin", margin, allow_zero=soft)
+    check_reduction("triplet_loss", reduction)
     d_ap = pair_distance(anchor, positive, squared=squared)  # (B,)
     d_an = pair_distance(anchor, negative, squared=squared)  # (B,)
     return reduce(_hinge(d_ap - d_an + margin, soft), reduction)
@@ -44,15 +31,8 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
 
 def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, mining: str = "batch_hard", margin: float = 0.2,
                        squared: bool = False, soft: bool = False, reduction: str = "mean_active"):
-    """Mine triplets inside the batch, apply the hinge, average: ``-> (loss, sl.mining.MiningStats)``.
-
-    ``mining``: "batch_hard" | "semi_hard" | "batch_all" (every valid triplet).
-    ``reduction``: "mean_active" (mean over non-zero terms, PML's
-    ``AvgNonZeroReducer``), "mean" (over the selected triplets) or "sum". A
-    batch with nothing to average gives exactly 0, still differentiable.
-    Non-finite embeddings raise ``FloatingPointError``.
-    Derived in notebooks/03_triplet_loss.ipynb.
-    """
+    """Mine triplets (``mining``: "batch_hard", "semi_hard", "batch_all"), apply the hinge, average over the non-zero
+    terms ("mean_active", as PML), all ("mean") or "sum" → ``(loss, MiningStats)``. Derived in 03_triplet_loss.ipynb."""
     name = "mined_triplet_loss"
     if not isinstance(emb, torch.Tensor) or emb.dim() != 2 or not emb.dtype.is_floating_point:
         raise ValueError(f"{name}: emb must be a float tensor (B, D); got {getattr(emb, 'shape', emb)}.")
@@ -64,10 +44,11 @@ def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, mining: str = "b
     if mining not in MINERS:
         raise ValueError(f"{name}: mining must be one of {tuple(MINERS)}; got {mining!r}.")
     if soft and mining != "batch_hard":
-        raise ValueError(f"{name}: soft=True is only supported with mining='batch_hard' (Hermans et al. 2017); got {mining!r}.")
+        raise ValueError(f"{name}: soft=True is only supported with mining='batch_hard' (Hermans et al. 2017); "
+                         f"got {mining!r}.")
     if not torch.isfinite(emb).all():
         raise FloatingPointError(f"{name}: emb holds NaN or inf (the model diverged); lower the learning rate.")
-    margin = check_margin(name, margin, allow_zero=soft)
+    margin = check_positive(name, "margin", margin, allow_zero=soft)
     check_reduction(name, reduction, allowed=("mean_active", "mean", "sum"))
     labels = labels.to(emb.device)
     dist = pairwise_distances(emb, squared=squared)  # (B, B)
