@@ -48,7 +48,7 @@ def clean(nb) -> list[str]:
 
 
 def set_header(nb, minutes: float) -> None:
-    line = (f"**Full run:** {minutes:.1f} min on a 2-core CPU (no GPU measured yet); "
+    line = (f"**Full run:** {minutes:.1f} min on a 2-core CPU (measured on a shared, busy machine; no GPU measured yet); "
             "CI runs it in quick mode (`SIAMLIB_QUICK=1`).")
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     first.source = HEADER.sub(line, first.source) if HEADER.search(first.source) else first.source + "\n\n" + line
