@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "distances", "data", "models", "losses", "mining", "train", "metrics", "viz", "check")
+_SUBMODULES = ("config", "distances", "data", "models", "losses", "mining", "train", "metrics", "viz", "check", "wasserstein")
 
 __all__ = list(_SUBMODULES)
 
@@ -33,4 +33,4 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import check, config, data, distances, losses, metrics, mining, models, train, viz  # noqa: F401
+    from . import check, config, data, distances, losses, metrics, mining, models, train, viz, wasserstein  # noqa: F401
