@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config
-from .distances import pair_distance
+from .distances import pair_distance, pairwise_distances
 
 __all__ = ["to_distribution", "grid_positions", "exact_w2", "DWE", "embedding_loss", "reconstruction_kl"]
 
@@ -92,7 +92,7 @@ _WORKER: dict = {}
 
 
 def _init_worker(dist: np.ndarray, pos: np.ndarray) -> None:
-    _WORKER["dist"], _WORKER["pos"] = dist, pos
+    _WORKER["dist"], _WORKER["pos"] = dist, torch.from_numpy(pos)
     torch.set_num_threads(1)
 
 
@@ -104,9 +104,13 @@ def _w2_chunk(pairs: np.ndarray) -> np.ndarray:
     out = np.empty(len(pairs))
     for k, (i, j) in enumerate(pairs):
         a, b = dist[i], dist[j]  # (H*W,) each
-        on_a, on_b = a > 0, b > 0
-        M = ot.dist(pos[on_a], pos[on_b], metric="sqeuclidean")  # (n_a, n_b) ground cost
-        out[k] = ot.emd2(a[on_a], b[on_b], M, numItermax=1_000_000)
+        on_a, on_b = a > 0, b > 0  # ink pixels
+        # (n_a, n_b) ground cost ||pos_k - pos_l||^2; exact, the coordinates are small integers
+        M = pairwise_distances(pos[torch.from_numpy(on_a)], pos[torch.from_numpy(on_b)], squared=True).numpy()
+        out[k], info = ot.emd2(a[on_a], b[on_b], M, numItermax=1_000_000, log=True)
+        if info.get("warning"):  # e.g. the iteration limit: the value would not be the exact W
+            raise RuntimeError(f"ot.emd2 did not solve pair ({i}, {j}) exactly: {info['warning']}. "
+                               "Check the two images (they must be distributions); report it if they are.")
     return out
 
 

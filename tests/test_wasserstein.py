@@ -120,6 +120,12 @@ def test_corrupt_cache_file_is_reported(tmp_path):
         W.exact_w2(x, pairs, cache_dir=tmp_path, progress=False)
 
 
+def test_a_solver_warning_is_an_error_not_a_number(monkeypatch):
+    monkeypatch.setattr(ot, "emd2", lambda *a, **k: (1.0, {"warning": "numItermax reached before optimality"}))
+    with pytest.raises(RuntimeError, match=r"pair \(0, 1\).*numItermax"):
+        W.exact_w2(blobs(2), np.array([[0, 1]]), cache=False, progress=False)
+
+
 # --------------------------------------------------------------------- clear errors
 @pytest.mark.parametrize(
     "images, match",
