@@ -2,6 +2,5 @@
 submodule per concept (``sl.losses.contrastive_loss``), so a reader always sees what comes from the library."""
 from . import check, config, data, distances, losses, metrics, mining, models, ordered, steps, train, viz, wasserstein
 
-__version__ = "0.1.0"
 __all__ = ["config", "distances", "data", "models", "losses", "mining", "train", "steps", "metrics", "viz", "check",
            "ordered", "wasserstein"]

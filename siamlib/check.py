@@ -76,7 +76,7 @@ def contrastive_loss(fn: Callable, margin: float = 1.5) -> bool:
         ref = _hadsell(d, y, m)
         error = error or _not_a_loss(out, "pairs") or _mistake(out, ref, [
             (_hadsell(d, 1 - y, m), "the label convention is inverted: in Hadsell et al. Y = 0 means SIMILAR (pull "
-             "together) and Y = 1 DISSIMILAR (push apart up to the margin). Swap the two terms (a common label mismatch)."),
+             "together) and Y = 1 DISSIMILAR (push apart up to the margin). Swap the two terms."),
             (_hadsell(d, y, m, half=1.0), "your loss is twice the expected value: put a factor ½ on both terms."),
             (_hadsell(d, y, m, half=0.25), "your loss is half the expected value: use ½ once per term, not twice."),
             (_hadsell(d, y, m, clamp=False), "dissimilar pairs beyond the margin must cost nothing: clamp the hinge, "
@@ -85,6 +85,8 @@ def contrastive_loss(fn: Callable, margin: float = 1.5) -> bool:
             (_hadsell(d, y, m, sq_hinge=False), "square the hinge: the dissimilar term is ½·max(0, m − D)²."),
             (_hadsell(d, y, m, sq_dist=False), "square the distance: the similar term is ½·D², not ½·D."),
             (ref * len(d), "you summed over pairs: return the mean (divide by the number of pairs)."),
+            (_hadsell(d, y, m, half=1.0) * len(d), "two mistakes: you summed over pairs and left out the ½."),
+            (_hadsell(d, 1 - y, m) * len(d), "two mistakes: the labels are inverted (Y = 0 is SIMILAR) and you summed."),
             *[(_hadsell(d, y, hard), f"your function ignores the margin argument: called with margin={m} it uses "
                f"m = {hard}.") for hard in sorted({margin, other, 0.5, 1.0, 1.5, 2.0} - {m})],
         ], f"with margin={m} the loss is {float(out.detach()):.5f}, expected {float(ref):.5f}: check D (Euclidean) and "

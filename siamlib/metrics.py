@@ -1,6 +1,5 @@
-"""Verification, retrieval (Musgrave et al. 2020) and one-shot metrics; every metric rejects NaN or inf input.
-One convention across ``sl.metrics`` and ``sl.viz``: the *positive* class is ``dissimilar = 1`` and the score is
-the distance. Derived in notebooks/04_train_mnist.ipynb and notebooks/06_omniglot_one_shot.ipynb."""
+"""Verification, retrieval and one-shot metrics (lessons 04, 06); all reject NaN/inf. Across sl.metrics and sl.viz the
+positive class is ``dissimilar = 1`` and the score is the distance. Derived in notebooks/04_train_mnist.ipynb."""
 import math
 from collections.abc import Callable, Sequence
 

@@ -47,6 +47,11 @@ CONTRASTIVE_MUTANTS = {
     "nan grad at 0": (lambda a, b, y, m: _hadsell(a, b, y, m, d=_d), "gradient is NaN"),
     "per pair": (lambda a, b, y, m: sl.losses.contrastive_loss(a, b, y, m, reduction="none"), "Did you forget .mean()"),
     "raises": (lambda a, b, y, m: 1 / 0, "ZeroDivisionError"),
+    "sum and no 1/2": (lambda a, b, y, m: 2 * sl.losses.contrastive_loss(a, b, y, m, reduction="sum"),
+                       "two mistakes: you summed over pairs and left out the ½"),
+    "sum and swapped labels": (lambda a, b, y, m: sl.losses.contrastive_loss(a, b, 1 - y, m, reduction="sum"),
+                               "two mistakes: the labels are inverted"),
+    "stub": (lambda a, b, y, m: (_ for _ in ()).throw(NotImplementedError()), "still the exercise stub"),
 }
 
 
