@@ -23,7 +23,9 @@ import pytest
 from siamlib import config
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ALL_LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOT_YET_GRADED = ("08_ordered_and_intransitive_pairs", "10_wasserstein_embeddings")  # as tools/student_editions.py
+LESSONS = [p for p in ALL_LESSONS if p.stem not in NOT_YET_GRADED]
 STUB_HINT = "replace this raise (under # YOUR CODE HERE) with your code"
 
 pytestmark = pytest.mark.slow
@@ -107,6 +109,21 @@ KNOWN_SOLUTIONS = {
     "06_omniglot_one_shot": ["prediction = torch.cdist(test_emb, train_emb).argmin(dim=1)",
                              "return 1 - a @ b.T"],
 }
+
+
+def test_every_lesson_is_graded_or_named_as_not_yet():
+    """A new lesson must either get nbgrader cells or be listed, so no student edition leaks its solutions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("student_editions", ROOT / "tools" / "student_editions.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.NOT_YET_GRADED == NOT_YET_GRADED
+    assert [p.stem for p in tool.lessons([])] == [p.stem for p in LESSONS]
+    for path in ALL_LESSONS:
+        graded = any(c.get("metadata", {}).get("nbgrader", {}).get("solution")
+                     for c in nbformat.read(path, as_version=4).cells)
+        assert graded != (path.stem in NOT_YET_GRADED), f"{path.name}: graded={graded}, listed as not yet graded"
 
 
 def test_student_edition_holds_no_solution(student):

@@ -43,9 +43,14 @@ c.Execute.timeout = 600  # seconds per cell when autograding (lessons 04 and 06 
 """
 
 
+# Lessons whose exercises are not yet nbgrader solution/graded cells: no student edition is made for them
+# (it would still hold the solutions). Issue 9 tracks converting them.
+NOT_YET_GRADED = ("08_ordered_and_intransitive_pairs", "10_wasserstein_embeddings")
+
+
 def lessons(selected: list[str]) -> list[Path]:
-    """The lesson notebooks, all of them or those whose name starts with one of ``selected`` ("02", "03_triplet")."""
-    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    """The graded lessons, all of them or those whose name starts with one of ``selected`` ("02", "03_triplet")."""
+    found = [nb for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if nb.stem not in NOT_YET_GRADED]
     if not selected:
         return found
     picked = [nb for nb in found if any(nb.stem.startswith(s) for s in selected)]

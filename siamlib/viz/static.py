@@ -64,19 +64,22 @@ def _as_images(images, name: str = "images") -> np.ndarray:
     return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
 
 
-def scatter(points2d, labels=None, ax=None, *, legend: bool | None = None, title: str | None = None):
+def scatter(points2d, labels=None, ax=None, *, s: float | None = None, alpha: float = 0.8, class_names=None,
+            legend: bool | None = None, title: str | None = None):
     """Scatter a 2-D projection (N, 2), one colour per label (N,); by default a legend for at most 20 classes.
-    Used in notebooks/05_explore_embeddings.ipynb."""
+    Used in notebooks/05_explore_embeddings.ipynb and 08_ordered_and_intransitive_pairs.ipynb."""
     (pts, colors), ax = _points(points2d, labels), _new_ax(ax)
-    size = float(np.clip(2000.0 / max(len(pts), 1), 2.0, 30.0))
+    size = s or float(np.clip(2000.0 / max(len(pts), 1), 2.0, 30.0))
     if colors is None:
-        ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=0.8, color="tab:blue", linewidths=0)
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=alpha, color="tab:blue", linewidths=0)
     else:
         codes, classes, rgba = colors
-        ax.scatter(pts[:, 0], pts[:, 1], c=rgba[codes], s=size, alpha=0.8, linewidths=0)
+        ax.scatter(pts[:, 0], pts[:, 1], c=rgba[codes], s=size, alpha=alpha, linewidths=0)
         if legend or (legend is None and len(classes) <= 20):
             from matplotlib.lines import Line2D
-            handles = [Line2D([], [], marker="o", ls="", color=col, label=str(c)) for c, col in zip(classes, rgba)]
+            handles = [Line2D([], [], marker="o", ls="", color=col, label=str(c if class_names is None else
+                                                                              class_names[int(c)]))
+                       for c, col in zip(classes, rgba)]
             ax.legend(handles=handles, title="label", fontsize="small", loc="center left",
                       bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set(xlabel="component 1", ylabel="component 2", title=title or "")
