@@ -2,7 +2,6 @@
 short message whose first line names the fix, not a long chained traceback."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

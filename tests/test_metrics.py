@@ -1,7 +1,6 @@
 """sl.metrics against trusted references: brute-force loops, scikit-learn, pytorch-metric-learning."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
