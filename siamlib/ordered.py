@@ -23,6 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .check import _report, _run  # the same report and "your function raised" message as every self-check
+
 __all__ = ["check_relation", "ordered_pairs", "AntisymmetricHead", "check_skew_logit", "check_bt_ceiling"]
 
 
@@ -166,11 +168,6 @@ def _reference_skew_logit(u_a, u_b, W):
     return ((u_a @ (W - W.T)) * u_b).sum(dim=1)
 
 
-def _report(ok: bool, message: str) -> bool:
-    print(("✅ " if ok else "❌ ") + message)
-    return ok
-
-
 def check_skew_logit(fn: Callable) -> bool:
     """Self-check for the exercise "write the skew-symmetric head".
 
@@ -184,11 +181,10 @@ def check_skew_logit(fn: Callable) -> bool:
     B, D = 16, 4
     u_a, u_b = torch.randn(B, D, generator=g, dtype=torch.float64), torch.randn(B, D, generator=g, dtype=torch.float64)
     W = torch.randn(D, D, generator=g, dtype=torch.float64)
-    try:
-        out = fn(u_a, u_b, W)
-        swapped = fn(u_b, u_a, W)
-    except Exception as err:  # the learner's function raised: say so, do not crash the lesson
-        return _report(False, f"your function raised {type(err).__name__}: {err}")
+    out, error = _run(fn, (u_a, u_b, W), f"fn(u_a, u_b, W) with u_a, u_b ({B}, {D}) and W ({D}, {D})")
+    swapped, error = (None, error) if error else _run(fn, (u_b, u_a, W), "fn(u_b, u_a, W), the pair swapped")
+    if error:
+        return _report(False, error)
     if not torch.is_tensor(out) or tuple(out.shape) != (B,):
         shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
         return _report(False, f"expected one logit per pair, shape ({B},); got {shape}. "
@@ -246,10 +242,10 @@ def check_bt_ceiling(fn: Callable) -> bool:
     wants, gots = [], []
     for name, R in cases:
         check_relation(R)
-        try:
-            gots.append(float(fn(R.clone())))
-        except Exception as err:
-            return _report(False, f"on {name}, your function raised {type(err).__name__}: {err}")
+        got, error = _run(lambda relation: float(fn(relation)), (R.clone(),), f"fn(relation) on {name}")
+        if error:
+            return _report(False, error)
+        gots.append(got)
         wants.append(_reference_bt_ceiling(R))
     wrong = [k for k, (w, v) in enumerate(zip(wants, gots)) if not math.isclose(v, w, abs_tol=1e-9)]
     if not wrong:
