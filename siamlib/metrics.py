@@ -9,8 +9,7 @@ import torch
 from .data import EpisodeSampler
 from .distances import pairwise_distances
 
-__all__ = ["distance_histograms", "roc_auc", "best_threshold", "verification_accuracy", "precision_at_1",
-           "map_at_r", "retrieval_metrics", "episode_accuracy", "lake_errors", "lake_error",
+__all__ = ["roc_auc", "best_threshold", "verification_accuracy", "precision_at_1", "retrieval_metrics", "episode_accuracy", "lake_errors", "lake_error",
            "LAKE_PUBLISHED", "lake_table"]
 
 
@@ -33,13 +32,6 @@ def _pairs(dist, dissimilar) -> tuple[np.ndarray, np.ndarray]:
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("dissimilar must be 0 (similar pair) or 1 (dissimilar pair), Hadsell et al.'s Y.")
     return d.numpy(), y.long().numpy()
-
-
-def distance_histograms(dist, dissimilar, bins: int = 40):
-    """``(edges, similar_counts, dissimilar_counts)`` on shared bins. Derived in notebooks/04_train_mnist.ipynb."""
-    d, y = _pairs(dist, dissimilar)
-    edges = np.histogram_bin_edges(d, bins=bins)
-    return edges, np.histogram(d[y == 0], edges)[0], np.histogram(d[y == 1], edges)[0]
 
 
 def roc_auc(dist, dissimilar) -> float:
@@ -110,11 +102,6 @@ def precision_at_1(emb, labels) -> float:
     emb, labels, r = _retrieval_setup(emb, labels)
     hit = _neighbour_labels(emb, labels, 1)[:, 0] == labels
     return float(hit[r > 0].double().mean())
-
-
-def map_at_r(emb, labels) -> float:
-    """MAP@R (see :func:`retrieval_metrics`). Derived in notebooks/04_train_mnist.ipynb."""
-    return retrieval_metrics(emb, labels)["map_at_r"]
 
 
 def episode_accuracy(emb, labels, n_way: int = 20, k_shot: int = 1, n_query: int = 1, n_episodes: int = 1000,

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import config
 from .data import to_float
 
-__all__ = ["get_device", "seed_everything", "to_device", "fit", "checkpoint_path", "load_or_train", "embed"]
+__all__ = ["get_device", "seed_everything", "fit", "load_or_train", "embed"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -45,12 +45,12 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor of a (nested) tuple or list to ``device``. Used in notebooks/01_twin_network.ipynb."""
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested) tuple or list to ``device`` (``fit`` calls it on each batch)."""
     if torch.is_tensor(batch):
         return batch.to(device)
     if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
+        return type(batch)(_to_device(v, device) for v in batch)
     return batch
 
 
@@ -85,8 +85,8 @@ class History:
         self.interrupted, self.stop_reason = True, reason
 
 
-def checkpoint_path(name: str) -> Path:
-    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``. Used in notebooks/04_train_mnist.ipynb."""
+def _checkpoint_path(name: str) -> Path:
+    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``: quick and full runs never share a checkpoint."""
     return config.cache_dir() / "checkpoints" / f"{name}-{'quick' if config.is_quick() else 'full'}.pt"
 
 
@@ -163,7 +163,7 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
             model.train()
             source, n_before = batches(epoch) if callable(batches) else batches, len(history)
             for batch in tqdm(source, desc=f"{desc} {epoch + 1}/{epochs}", leave=False) if progress else source:
-                loss, stats = loss_fn(model, to_device(batch, device))
+                loss, stats = loss_fn(model, _to_device(batch, device))
                 if not torch.isfinite(loss) or not math.isfinite(float(stats.get("emb_norm", 0.0))):
                     raise FloatingPointError(
                         f"step {len(history)}: the loss is {loss.item()} and the mean embedding norm "
@@ -201,9 +201,11 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
     return history
 
 
-def load_or_train(path: str | Path, train_fn: Callable[[], History], model: nn.Module) -> History:
-    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. Derived in 04_train_mnist.ipynb."""
-    path = Path(path)
+def load_or_train(name: str | Path, train_fn: Callable[[], History], model: nn.Module) -> History:
+    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. ``name`` is a path ending in
+    ``.pt``, or a short name kept as ``<cache>/checkpoints/<name>-quick.pt`` / ``-full.pt``. Derived in
+    notebooks/04_train_mnist.ipynb."""
+    path = Path(name) if str(name).endswith(".pt") else _checkpoint_path(str(name))
     if path.is_file():
         state = _read(path)
         if state["finished"]:

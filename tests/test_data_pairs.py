@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import siamlib as sl
+from siamlib.data.pairs import make_pairs
 
 
 def _labels():
@@ -19,7 +20,7 @@ def _labels():
 def test_pairs_balanced_and_labelled_correctly(same_fraction):
     labels = _labels()
     n = 1001
-    i, j, dissimilar = sl.data.make_pairs(labels, n, seed=3, same_fraction=same_fraction)
+    i, j, dissimilar = make_pairs(labels, n, seed=3, same_fraction=same_fraction)
     assert i.shape == j.shape == dissimilar.shape == (n,)
     assert i.dtype == j.dtype == torch.int64 and dissimilar.dtype == torch.float32
     assert int((dissimilar == 0).sum()) == round(n * same_fraction)  # exact balance
@@ -30,9 +31,9 @@ def test_pairs_balanced_and_labelled_correctly(same_fraction):
 
 def test_pairs_reproducible_and_seeded():
     labels = _labels()
-    a = sl.data.make_pairs(labels, 500, seed=11)
-    b = sl.data.make_pairs(labels, 500, seed=11)
-    c = sl.data.make_pairs(labels, 500, seed=12)
+    a = make_pairs(labels, 500, seed=11)
+    b = make_pairs(labels, 500, seed=11)
+    c = make_pairs(labels, 500, seed=12)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
     assert not torch.equal(a[0], c[0])
@@ -44,7 +45,7 @@ def test_pairs_partner_distribution_matches_exact_enumeration():
     """Empirical frequency of every (i, j) against the probabilities enumerated by a plain loop."""
     labels = torch.tensor([0, 0, 0, 1, 1, 2])
     n = 120_000
-    i, j, d = sl.data.make_pairs(labels, n, seed=0)
+    i, j, d = make_pairs(labels, n, seed=0)
     counts = Counter(zip(i.tolist(), j.tolist()))
     lab = labels.tolist()
     size = Counter(lab)
@@ -65,15 +66,15 @@ def test_pairs_partner_distribution_matches_exact_enumeration():
 
 def test_pairs_errors_say_what_to_do():
     with pytest.raises(ValueError, match="classmate"):
-        sl.data.make_pairs(torch.arange(5), 10)  # all singletons: no same pair possible
+        make_pairs(torch.arange(5), 10)  # all singletons: no same pair possible
     with pytest.raises(ValueError, match="another class"):
-        sl.data.make_pairs(torch.zeros(5, dtype=torch.int64), 10)  # one class: no different pair
+        make_pairs(torch.zeros(5, dtype=torch.int64), 10)  # one class: no different pair
     with pytest.raises(ValueError, match="same_fraction"):
-        sl.data.make_pairs(_labels(), 10, same_fraction=1.5)
+        make_pairs(_labels(), 10, same_fraction=1.5)
     with pytest.raises(ValueError, match="integer"):
-        sl.data.make_pairs(torch.tensor([0.0, 1.0]), 10)
+        make_pairs(torch.tensor([0.0, 1.0]), 10)
     # possible cases still work at the edges
-    i, j, d = sl.data.make_pairs(torch.arange(5), 10, same_fraction=0.0)
+    i, j, d = make_pairs(torch.arange(5), 10, same_fraction=0.0)
     assert bool((d == 1).all())
 
 
@@ -116,13 +117,13 @@ def test_pairs_invariants_on_random_label_sets():
         n_same = round(n * frac)
         if n_same and sizes.max() < 2:
             with pytest.raises(ValueError):
-                sl.data.make_pairs(labels, n, seed=seed, same_fraction=frac)
+                make_pairs(labels, n, seed=seed, same_fraction=frac)
             return
         if n - n_same and labels.unique().numel() < 2:
             with pytest.raises(ValueError):
-                sl.data.make_pairs(labels, n, seed=seed, same_fraction=frac)
+                make_pairs(labels, n, seed=seed, same_fraction=frac)
             return
-        i, j, d = sl.data.make_pairs(labels, n, seed=seed, same_fraction=frac)
+        i, j, d = make_pairs(labels, n, seed=seed, same_fraction=frac)
         assert len(i) == n and int((d == 0).sum()) == n_same
         assert bool((i != j).all()) and bool(((i >= 0) & (i < len(labels)) & (j >= 0) & (j < len(labels))).all())
         assert torch.equal(d, (labels[i] != labels[j]).float())

@@ -58,14 +58,14 @@ def test_contrastive_vs_loop_random():
     torch.testing.assert_close(got, contrastive_loop(x1, x2, y, 3.0).float())
 
 
-def test_contrastive_bool_labels_and_from_distance():
+def test_contrastive_bool_labels_and_torch_distance():
     g = torch.Generator().manual_seed(1)
     x1, x2 = torch.randn(10, 3, generator=g), torch.randn(10, 3, generator=g)
     y = torch.rand(10, generator=g) > 0.5
     ref = sl.losses.contrastive_loss(x1, x2, y.long(), margin=2.0)
     torch.testing.assert_close(sl.losses.contrastive_loss(x1, x2, y, margin=2.0), ref)
-    dist = F.pairwise_distance(x1, x2, eps=0.0)  # torch's own distance
-    torch.testing.assert_close(sl.losses.contrastive_loss_from_distance(dist, y, margin=2.0), ref)
+    dist = F.pairwise_distance(x1, x2, eps=0.0)  # torch's own distance, as a 1-D embedding against the origin
+    torch.testing.assert_close(sl.losses.contrastive_loss(dist[:, None], torch.zeros(10, 1), y, margin=2.0), ref)
 
 
 def test_pair_distance_vs_torch_pairwise_distance():

@@ -43,7 +43,6 @@ def test_retrieval_against_brute_force(seed):
     assert got["r_precision"] == pytest.approx(rp)
     assert got["map_at_r"] == pytest.approx(mapr)
     assert sl.metrics.precision_at_1(emb, labels) == pytest.approx(p1)
-    assert sl.metrics.map_at_r(emb, labels) == pytest.approx(mapr)
 
 
 def test_retrieval_against_pytorch_metric_learning():
@@ -67,7 +66,7 @@ def test_map_at_r_hand_value():
     labels = torch.tensor([0, 0, 1, 0])
     # q0 (R=2): [1 ✓, 2 ✗] → (1/1)/2 = 0.5;  q1: [0 ✓ (1.0), 2 ✗ (1.5)] → 0.5
     # q3: [2 ✗ (7.5), 1 ✓ (9.0)] → (0 + 1/2)/2 = 0.25;  q2 has R = 0 and is skipped
-    assert sl.metrics.map_at_r(emb, labels) == pytest.approx(np.mean([0.5, 0.5, 0.25]))
+    assert sl.metrics.retrieval_metrics(emb, labels)["map_at_r"] == pytest.approx(np.mean([0.5, 0.5, 0.25]))
     assert sl.metrics.retrieval_metrics(emb, labels)["precision_at_1"] == pytest.approx(2 / 3)
     assert sl.metrics.precision_at_1(emb, labels) == pytest.approx(2 / 3)
 
@@ -99,16 +98,6 @@ def test_best_threshold_against_brute_force():
     best = max(sl.metrics.verification_accuracy(dist, y, float(c)) for c in candidates)
     assert sl.metrics.verification_accuracy(dist, y, t) == pytest.approx(best)
     assert sl.metrics.verification_accuracy(torch.tensor([0.1, 0.9]), torch.tensor([0, 1]), 0.5) == 1.0
-
-
-def test_distance_histograms_against_numpy():
-    dist = torch.tensor([0.1, 0.2, 0.3, 0.8, 0.9, 0.35], dtype=torch.float64)
-    y = torch.tensor([0, 0, 0, 1, 1, 1])
-    edges, sim, dis = sl.metrics.distance_histograms(dist, y, bins=4)
-    np.testing.assert_allclose(edges, np.linspace(0.1, 0.9, 5))
-    np.testing.assert_array_equal(sim, np.histogram([0.1, 0.2, 0.3], edges)[0])
-    np.testing.assert_array_equal(dis, np.histogram([0.8, 0.9, 0.35], edges)[0])
-    assert sim.sum() == 3 and dis.sum() == 3
 
 
 def test_bad_labels_raise():

@@ -64,7 +64,7 @@ def test_metrics_reject_nan_embeddings_and_distances():
     with pytest.raises(ValueError, match="NaN"):
         sl.metrics.precision_at_1(torch.full((20, 3), float("nan")), labels)  # was 1.0
     with pytest.raises(ValueError, match="NaN"):
-        sl.metrics.map_at_r(torch.full((20, 3), float("nan")), labels)
+        sl.metrics.retrieval_metrics(torch.full((20, 3), float("nan")), labels)
     with pytest.raises(ValueError, match="NaN"):
         sl.metrics.roc_auc(torch.tensor([0.1, float("nan"), 0.9, 0.5]), torch.tensor([0, 0, 1, 1]))  # was 1.0 / 0.75
 

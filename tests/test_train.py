@@ -132,12 +132,14 @@ def test_checkpoint_for_another_model_is_a_clear_error(tmp_path):
         sl.train._load(sl.train._read(path), path, sl.models.SiameseNet(sl.models.MnistEncoder(emb_dim=16, width=4)))
 
 
-def test_checkpoint_path_separates_quick_and_full(monkeypatch):
-    monkeypatch.setenv("SIAMLIB_QUICK", "1")
-    quick = sl.train.checkpoint_path("mnist")
-    monkeypatch.setenv("SIAMLIB_QUICK", "0")
-    full = sl.train.checkpoint_path("mnist")
-    assert quick != full and "quick" in quick.name and "full" in full.name
+def test_a_checkpoint_name_separates_quick_and_full(monkeypatch, tmp_path):
+    monkeypatch.setenv("SIAMLIB_CACHE", str(tmp_path))
+    model = sl.models.SiameseNet(sl.models.MnistEncoder(emb_dim=4, width=4))
+    for quick in ("1", "0"):
+        monkeypatch.setenv("SIAMLIB_QUICK", quick)
+        sl.train.load_or_train("mnist", lambda: sl.train.History(records=[{"step": 1, "loss": 1.0}]), model)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert names == ["mnist-full.pt", "mnist-quick.pt"]
 
 
 # ----------------------------------------------------------------- interrupt, time budget

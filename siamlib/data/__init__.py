@@ -5,8 +5,7 @@ from .download import ChecksumError, DataNotFoundError, DownloadError, fetch
 from .images import ImageSet, to_float
 from .mnist import MnistSubsetWarning, load_mnist
 from .omniglot import OneShotRun, load_lake_runs, load_omniglot
-from .pairs import PairDataset, make_pairs
+from .pairs import PairDataset
 from .samplers import EpisodeSampler, PKSampler
 
-__all__ = ["to_float", "load_mnist", "load_omniglot", "load_lake_runs", "make_pairs",
-           "PairDataset", "PKSampler", "EpisodeSampler", "random_affine", "DataNotFoundError", "MnistSubsetWarning"]
+__all__ = ["to_float", "load_mnist", "load_omniglot", "load_lake_runs", "PairDataset", "PKSampler", "EpisodeSampler", "random_affine", "DataNotFoundError", "MnistSubsetWarning"]

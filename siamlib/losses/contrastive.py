@@ -5,13 +5,7 @@ import torch
 from ..distances import pair_distance
 from ._checks import check_binary, check_pair_batch, check_positive, check_reduction, reduce
 
-__all__ = ["contrastive_loss", "contrastive_loss_from_distance"]
-
-
-def contrastive_loss_from_distance(dist: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0,
-                                   reduction: str = "mean") -> torch.Tensor:
-    """The contrastive loss on distances ``D`` ``(B,)``. Derived in notebooks/02_contrastive_loss.ipynb."""
-    return _contrastive("contrastive_loss_from_distance", dist, dissimilar, margin, reduction)
+__all__ = ["contrastive_loss"]
 
 
 def _contrastive(name: str, dist, dissimilar, margin, reduction) -> torch.Tensor:
