@@ -8,7 +8,6 @@ the lesson's self-checks reject wrong answers.
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -239,7 +238,8 @@ def _stub(*args):
     (_resample_ok, "✅"), (lambda p, m: _resample_ok(p, m).numpy(), "✅"),
     (_resample_by_index, "INDEX"), (_resample_no_end, "first and last"),
     (lambda p, m: _resample_ok(p, m).flip(1), "swapped"), (lambda p, m: _resample_ok(p, m).T, "shape"),
-    (lambda p, m: _resample_ok(p, m) * torch.tensor([[1.0]] + [[1.01]] * (m - 2) + [[1.0]]), "max error"), (_stub, "NotImplementedError")])
+    (lambda p, m: _resample_ok(p, m) * torch.tensor([[1.0]] + [[1.01]] * (m - 2) + [[1.0]]), "max error"),
+    (_stub, "NotImplementedError")])
 def test_check_resample_stroke(fn, expect, capsys):
     assert sl.strokes.check_resample_stroke(fn) is (expect == "✅")
     assert expect in capsys.readouterr().out
