@@ -24,6 +24,7 @@ MIRROR_FILES = {
     "MNIST/raw/t10k-labels-idx1-ubyte.gz": "MNIST",
     "omniglot/images_background_small1.zip": "Omniglot",
     "omniglot/all_runs.zip": "Lake's one-shot runs",
+    "omniglot/strokes_background_small1.zip": "Omniglot strokes",
 }
 
 
