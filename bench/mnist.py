@@ -75,7 +75,7 @@ def multi_similarity_step():
 
 
 def embed_tta(model, images, device, shifts):
-    """Embeddings averaged over the image and its copies shifted by ``shifts`` pixels (no flips: digits), unit length."""
+    """Embeddings averaged over the image and its copies shifted by ``shifts`` pixels (no flips: digits), unit norm."""
     embs = [sl.train.embed(model, images, device=device)]  # (N, D)
     for s in shifts:
         for dy, dx in ((s, 0), (-s, 0), (0, s), (0, -s)):
@@ -179,7 +179,8 @@ def main():
         "bench": "mnist", "p_at_1": round(med["precision_at_1"], 4), "map_at_r": round(med["map_at_r"], 4),
         "r_precision": round(med["r_precision"], 4), "train_s": round(med["train_s"], 1),
         "images_per_s": round(med["images_per_s"]), "device": str(device), "runs": args.runs,
-        "n_train": len(train), "n_test": len(test), "augment": args.augment, "loss": args.loss, "tta": args.tta, "step_budget": args.steps,
+        "n_train": len(train), "n_test": len(test), "augment": args.augment,
+        "loss": args.loss, "tta": args.tta, "step_budget": args.steps,
         "val": args.val, "steps_median": statistics.median(r["steps"] for r in rows),
         "p_at_1_min": round(min(r["precision_at_1"] for r in rows), 4),
         "cpu": platform.processor() or platform.machine(), "load_avg_start": round(load, 1),
