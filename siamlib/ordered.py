@@ -9,8 +9,8 @@
 * :class:`AntisymmetricHead` scores two embeddings by ``u_a^T A u_b`` with
   ``A = W - W^T`` (Balduzzi et al. 2018's disc game), so
   ``sigmoid(logit(a, b)) + sigmoid(logit(b, a)) == 1`` by construction.
-* :func:`check_skew_logit` and :func:`check_bt_ceiling` are the self-checks
-  behind the lesson's exercises: they print what is wrong and return False.
+* :func:`check_bt_as_disc_game`, :func:`check_bt_ceiling` and :func:`check_head_relation`
+  are the self-checks behind the lesson's exercises: they print what is wrong and return False.
 
 Derived in notebooks/08_ordered_and_intransitive_pairs.ipynb.
 """
@@ -25,7 +25,8 @@ from torch import nn
 
 from .check import _report, _run  # the same report and "your function raised" message as every self-check
 
-__all__ = ["check_relation", "ordered_pairs", "AntisymmetricHead", "check_skew_logit", "check_bt_ceiling"]
+__all__ = ["check_relation", "ordered_pairs", "AntisymmetricHead", "check_bt_as_disc_game", "check_bt_ceiling",
+           "check_head_relation"]
 
 
 # --------------------------------------------------------------------- relations
@@ -164,50 +165,46 @@ class AntisymmetricHead(nn.Module):
 
 
 # --------------------------------------------------------------------- exercise self-checks
-def _reference_skew_logit(u_a, u_b, W):
-    return ((u_a @ (W - W.T)) * u_b).sum(dim=1)
+def check_bt_as_disc_game(fn: Callable) -> bool:
+    """Self-check for the exercise "Bradley-Terry is a disc game".
 
-
-def check_skew_logit(fn: Callable) -> bool:
-    """Self-check for the exercise "write the skew-symmetric head".
-
-    ``fn(u_a, u_b, W)`` with ``u_a, u_b`` (B, D) and ``W`` (D, D) must return
-    the (B,) logits ``u_a^T (W - W^T) u_b``. Prints what is wrong and
-    returns False, or prints a tick and returns True.
+    ``fn(s)`` gets one score per item, ``s`` (N,), and must return ``(u, A)``:
+    one 2-D vector per item ``u`` (N, 2) and a skew-symmetric ``A`` (2, 2) with
+    ``u_a^T A u_b = s_a - s_b`` for every pair, so the antisymmetric head
+    reproduces Bradley-Terry's logit exactly. Prints what is wrong and returns
+    False, or prints a tick and returns True.
 
     Derived in notebooks/08_ordered_and_intransitive_pairs.ipynb.
     """
-    g = torch.Generator().manual_seed(8)
-    B, D = 16, 4
-    u_a, u_b = torch.randn(B, D, generator=g, dtype=torch.float64), torch.randn(B, D, generator=g, dtype=torch.float64)
-    W = torch.randn(D, D, generator=g, dtype=torch.float64)
-    out, error = _run(fn, (u_a, u_b, W), f"fn(u_a, u_b, W) with u_a, u_b ({B}, {D}) and W ({D}, {D})")
-    swapped, error = (None, error) if error else _run(fn, (u_b, u_a, W), "fn(u_b, u_a, W), the pair swapped")
+    s = torch.tensor([0.0, 1.5, -2.0, 0.25, 3.0, -0.75], dtype=torch.float64)  # (6,) scores
+    out, error = _run(fn, (s.clone(),), "fn(s) with s a (6,) float64 tensor of scores")
     if error:
         return _report(False, error)
-    if not torch.is_tensor(out) or tuple(out.shape) != (B,):
-        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
-        return _report(False, f"expected one logit per pair, shape ({B},); got {shape}. "
-                              "Sum over the embedding dimension only: ((u_a @ A) * u_b).sum(dim=1), not u_a @ A @ u_b.T.")
-    out, swapped = out.to(torch.float64), swapped.to(torch.float64)
-    ref = _reference_skew_logit(u_a, u_b, W)
-    if bool(((out > 0) & (out < 1)).all()) and not torch.allclose(out, ref):
-        return _report(False, "all values lie in (0, 1): return the logit u_a^T A u_b, not sigmoid of it "
-                              "(the loss, BCEWithLogits, applies the sigmoid).")
-    if torch.allclose(out, swapped):
-        return _report(False, "f(a, b) = f(b, a): your head is symmetric (W + W^T, or a function of |u_a - u_b|?). "
-                              "It cannot tell who goes first; use A = W - W^T.")
-    if not torch.allclose(out, -swapped, atol=1e-9):
-        return _report(False, "logit(b, a) != -logit(a, b): the matrix is not skew-symmetric. "
-                              "Use A = W - W^T, not W itself.")
-    if torch.allclose(out, -ref):
-        return _report(False, "antisymmetric, but the sign is flipped: use A = W - W^T (not W^T - W) "
-                              "and u_a on the left: u_a^T A u_b.")
-    if torch.allclose(out, 2 * ref) or torch.allclose(out, 0.5 * ref):
-        return _report(False, "off by a factor of 2: A = W - W^T, with no extra 1/2 or 2.")
-    if not torch.allclose(out, ref):
-        return _report(False, f"antisymmetric, but not u_a^T (W - W^T) u_b: max error {float((out - ref).abs().max()):.3g}.")
-    return _report(True, "your skew-symmetric head is right: logit(b, a) = -logit(a, b) for every pair.")
+    try:
+        u, A = (torch.as_tensor(t).detach().to(torch.float64) for t in out)
+    except Exception:  # noqa: BLE001 - whatever came back, it is not (u, A)
+        return _report(False, "return two tensors (u, A): u (6, 2), one 2-D vector per item, and A (2, 2).")
+    if tuple(u.shape) != (6, 2) or tuple(A.shape) != (2, 2):
+        return _report(False, f"expected u of shape (6, 2), one row per item, and A of shape (2, 2); "
+                              f"got {tuple(u.shape)} and {tuple(A.shape)}.")
+    if not torch.allclose(A.T, -A):
+        return _report(False, f"A = {A.tolist()} is not skew-symmetric: A^T must be -A (so its diagonal is 0), "
+                              "otherwise the head is not antisymmetric.")
+    logits, want = u @ A @ u.T, s[:, None] - s[None, :]  # (6, 6) each
+    if torch.allclose(logits, want):
+        return _report(True, "u_a^T A u_b = s_a - s_b for every pair: Bradley-Terry is a disc game whose vectors "
+                             "all lie on one line.")
+    if torch.allclose(logits, -want):
+        hint = "the sign is flipped, your logits are s_b - s_a: a with the higher score must win (flip A's sign)"
+    elif torch.allclose(logits, torch.zeros_like(logits)):
+        hint = ("every logit is 0: in 2-D u_a^T A u_b = alpha (x_a y_b - y_a x_b), which vanishes when the two "
+                "coordinates of u are proportional. Put the score in one coordinate and a constant 1 in the other")
+    elif torch.allclose(logits, (scale := float((logits * want).sum() / (want * want).sum())) * want):
+        hint = f"your logits are {scale:.3g} x (s_a - s_b): scale A (or u) so the factor is 1"
+    else:
+        hint = (f"u_a^T A u_b should equal s_a - s_b; for items 1 and 2 it is {float(logits[1, 2]):.4g}, expected "
+                f"{float(want[1, 2]):.4g}")
+    return _report(False, hint + ".")
 
 
 def _reference_bt_ceiling(R: torch.Tensor) -> float:
@@ -268,3 +265,53 @@ def check_bt_ceiling(fn: Callable) -> bool:
                 "Try every order (itertools.permutations) and keep the best")
     k = wrong[0]
     return _report(False, f"on {cases[k][0]} expected {wants[k]:.4f}, got {gots[k]:.4f}: {hint}.")
+
+
+def check_head_relation(fn: Callable) -> bool:
+    """Self-check for the exercise "read the relation off a head".
+
+    ``fn(centres, A)`` gets C class centres ``(C, D)`` and a skew-symmetric ``A``
+    ``(D, D)`` and must return the ``(C, C)`` 0/1 relation the head predicts:
+    ``R[a, b] = 1`` iff ``u_a^T A u_b > 0`` (a beats b), with a zero diagonal.
+    The test values are multiples of 1/4, so the products are exact and no
+    logit off the diagonal is 0. Prints what is wrong and returns False, or
+    prints a tick and returns True.
+
+    Derived in notebooks/08_ordered_and_intransitive_pairs.ipynb.
+    """
+    g = torch.Generator().manual_seed(80)
+    cases = [("three centres 120 degrees apart", torch.tensor([[0.0, 1.0], [-0.875, -0.5], [0.875, -0.5]]),
+              torch.tensor([[0.0, 1.5], [-1.5, 0.0]]))]
+    for C, D in ((5, 3), (6, 4)):
+        W = torch.randint(-6, 7, (D, D), generator=g) / 4
+        cases.append((f"{C} centres in {D}-D", torch.randint(-6, 7, (C, D), generator=g) / 4, W - W.T))
+    for name, centres, A in cases:
+        C = len(centres)
+        out, error = _run(fn, (centres.clone(), A.clone()), f"fn(centres, A) with centres {tuple(centres.shape)} "
+                                                            f"and A {tuple(A.shape)}")
+        if error:
+            return _report(False, error)
+        got = torch.as_tensor(out).detach()
+        if tuple(got.shape) != (C, C):
+            return _report(False, f"on {name} expected a ({C}, {C}) relation, one row and one column per class; "
+                                  f"got shape {tuple(got.shape)}. The logits of all pairs are centres @ A @ centres.T.")
+        if not bool(((got == 0) | (got == 1)).all()):
+            return _report(False, f"on {name} your entries are not all 0 or 1: return the relation, "
+                                  "(logits > 0).long(), not the logits or probabilities themselves.")
+        got = got.long()
+        want = (centres @ A @ centres.T > 0).long().fill_diagonal_(0)  # (C, C), exact: multiples of 1/4
+        if torch.equal(got, want):
+            continue
+        if bool(got.diagonal().any()):
+            hint = ("the diagonal must be 0: a class does not play itself. u_a^T A u_a is 0, so a 1 there comes from "
+                    ">= 0 or from sigmoid(...) > 0 (always true); with real numbers rounding can also leave a tiny "
+                    "logit, so set the diagonal to 0")
+        elif torch.equal(got, want.T):
+            hint = "your relation is transposed: R[a, b] = 1 when a BEATS b, i.e. u_a^T A u_b > 0 with u_a on the left"
+        elif not bool(got.any()):
+            hint = "no class beats any other: threshold the logit u_a^T A u_b at 0 (the probability at 1/2)"
+        else:
+            hint = f"expected\n{want.tolist()}, got\n{got.tolist()}: R[a, b] = 1 iff centres[a] @ A @ centres[b] > 0"
+        return _report(False, f"on {name}: {hint}.")
+    return _report(True, f"your relation is right on all {len(cases)} heads (three centres 120 degrees apart: "
+                         f"rock-paper-scissors).")

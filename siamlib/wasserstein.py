@@ -8,6 +8,8 @@
 * :class:`DWE` — the encoder ``phi`` (image -> R^D) and the decoder ``psi`` (R^D -> logits over pixels).
 * :func:`embedding_loss` — MSE between ``||phi(x_i) - phi(x_j)||^2`` and ``W_ij``.
 * :func:`reconstruction_kl` — ``KL(p || softmax(psi(phi(x))))``, the decoder's loss.
+* :func:`check_w2_two_pixels`, :func:`check_ink_centre_gap`, :func:`check_sinkhorn` — the self-checks behind
+  the lesson's exercises: they print what is wrong and return False.
 
 Derived in notebooks/10_wasserstein_embeddings.ipynb (Courty, Flamary & Ducoffe 2017,
 "Learning Wasserstein Embeddings"); used by bench/wasserstein.py. We never write an
@@ -20,6 +22,7 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config
+from .check import _report, _run  # the same report and "your function raised" message as every self-check
 from .distances import pair_distance, pairwise_distances
 
-__all__ = ["to_distribution", "grid_positions", "exact_w2", "DWE", "embedding_loss", "reconstruction_kl"]
+__all__ = ["to_distribution", "grid_positions", "exact_w2", "DWE", "embedding_loss", "reconstruction_kl",
+           "check_w2_two_pixels", "check_ink_centre_gap", "check_sinkhorn"]
 
 _CACHE_TAG = b"siamlib.wasserstein.exact_w2 v1: ot.emd2, squared Euclidean ground cost in pixels, non-zero support"
 
@@ -294,3 +299,164 @@ def reconstruction_kl(logits: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
                          f"{tuple(logits.shape)} and {tuple(p.shape)}.")
     log_q = torch.log_softmax(logits, dim=1)  # (B, H*W)
     return F.kl_div(log_q, p.to(log_q.dtype), reduction="batchmean")
+
+
+# --------------------------------------------------------------------- exercise self-checks
+def _first_rule(got, rules, want, otherwise: str) -> str:
+    """The message of the first ``(values, message)`` rule whose values match every answer in ``got``."""
+    for values, message in rules:
+        if all(np.isclose(g, v, rtol=1e-6, atol=1e-9) for g, v in zip(got, values)):
+            return message
+    return otherwise
+
+
+def check_w2_two_pixels(fn: Callable) -> bool:
+    """Self-check for the exercise "W between two-pixel images".
+
+    ``fn(p1, p2, q1, q2)`` gets four pixels ``(row, column)``: image a has half its ink on p1 and half on p2,
+    image b half on q1 and half on q2. It must return ``W_2^2(a, b)`` as a float, here compared with
+    :func:`exact_w2` (``ot.emd2``). Prints what is wrong and returns False, or a tick and True.
+    Derived in notebooks/10_wasserstein_embeddings.ipynb.
+    """
+    cases = [((0, 0), (0, 10), (0, 9), (0, 1)), ((5, 5), (9, 9), (5, 6), (9, 8)), ((2, 3), (20, 7), (20, 3), (2, 7)),
+             ((14, 0), (14, 27), (0, 14), (27, 14)), ((1, 1), (1, 1), (4, 5), (8, 9))]
+    imgs = np.zeros((2 * len(cases), 28, 28))
+    for k, (p1, p2, q1, q2) in enumerate(cases):
+        imgs[2 * k][p1] += 0.5
+        imgs[2 * k][p2] += 0.5
+        imgs[2 * k + 1][q1] += 0.5
+        imgs[2 * k + 1][q2] += 0.5
+    truth = exact_w2(imgs, np.arange(2 * len(cases)).reshape(-1, 2), cache=False, progress=False)  # (5,)
+    got = []
+    for p1, p2, q1, q2 in cases:
+        out, error = _run(lambda *px: float(fn(*px)), (p1, p2, q1, q2), "fn(p1, p2, q1, q2) with four (row, col) tuples")
+        if error:
+            return _report(False, error)
+        got.append(out)
+    if all(np.isclose(g, w, rtol=1e-9, atol=1e-9) for g, w in zip(got, truth)):
+        return _report(True, f"W_2^2 matches ot.emd2 on all {len(cases)} pairs of two-pixel images.")
+    sq = lambda p, q: (p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2  # noqa: E731 - squared pixel distance
+    plans = np.array([[sq(p1, q1) + sq(p2, q2), sq(p1, q2) + sq(p2, q1)] for p1, p2, q1, q2 in cases])  # (5, 2)
+    eu = np.array([[np.sqrt(sq(p1, q1)) + np.sqrt(sq(p2, q2)), np.sqrt(sq(p1, q2)) + np.sqrt(sq(p2, q1))]
+                   for p1, p2, q1, q2 in cases])
+    centre = [sq(((p1[0] + p2[0]) / 2, (p1[1] + p2[1]) / 2), ((q1[0] + q2[0]) / 2, (q1[1] + q2[1]) / 2))
+              for p1, p2, q1, q2 in cases]
+    k = next(i for i, (g, w) in enumerate(zip(got, truth)) if not np.isclose(g, w, rtol=1e-9, atol=1e-9))
+    hint = _first_rule(got, [
+        (plans[:, 0] / 2, "you always send p1 to q1 and p2 to q2; the optimal plan may cross (p1 to q2): take the "
+                          "cheaper of the two matchings"),
+        (plans.min(1), "twice the right value: each pixel carries HALF the ink, so each cost counts with weight 1/2"),
+        (plans.max(1) / 2, "you took the COSTLIER of the two matchings; W is the minimum over plans"),
+        (plans.mean(1) / 2, "you averaged the two matchings; W is the minimum over plans, so take the cheaper one"),
+        (plans.sum(1) / 4, "you sent 1/4 of the ink from each pixel to each pixel: a valid plan, not the optimal one"),
+        (eu.min(1) / 2, "you used the distance |p - q|; the ground cost is its SQUARE, |p - q|^2 (that gives W_1)"),
+        (centre, "that is the squared distance between the centres of ink, a lower bound (exercise 2), "
+                 "not W itself"),
+    ], truth, f"for pixels {cases[k]} W_2^2 = {truth[k]:g}, your formula gives {got[k]:g}")
+    return _report(False, hint + ".")
+
+
+def check_ink_centre_gap(fn: Callable) -> bool:
+    """Self-check for the exercise "the centre of ink bounds W".
+
+    ``fn(a, b)`` gets two batches of distributions ``(N, 784)`` (28 x 28 images, rows sum to 1) and must return
+    the ``(N,)`` squared distances between their centres of ink, ``||sum_k a_k pos_k - sum_k b_k pos_k||^2`` with
+    ``pos`` the pixel positions of :func:`grid_positions`. Prints what is wrong and returns False, or a tick and True.
+    Derived in notebooks/10_wasserstein_embeddings.ipynb.
+    """
+    g = torch.Generator().manual_seed(10)
+    ink = torch.rand(2, 6, 784, generator=g, dtype=torch.float64) * (torch.rand(2, 6, 784, generator=g) > 0.9)
+    a, b = ink / ink.sum(dim=2, keepdim=True)  # (6, 784) each
+    out, error = _run(fn, (a.clone(), b.clone()), "fn(a, b) with a, b (6, 784) float64 distributions")
+    if error:
+        return _report(False, error)
+    got = torch.as_tensor(out).detach().to(torch.float64)
+    pos = grid_positions(28, 28)  # (784, 2)
+    centre = lambda p, at=pos: p @ at  # noqa: E731 - (N, 784) -> (N, 2), ink-weighted mean position
+    diff = centre(a) - centre(b)  # (6, 2)
+    want = (diff ** 2).sum(dim=1)  # (6,)
+    if got.shape != want.shape:
+        return _report(False, f"expected one value per pair, shape (6,); got shape {tuple(got.shape)}. "
+                              "Sum over the two coordinates only, not over the batch.")
+    if torch.allclose(got, want, rtol=1e-6):
+        return _report(True, "centres of ink and their squared distance are right on all 6 pairs.")
+    flat = torch.arange(784, dtype=torch.float64)[:, None]  # (784, 1) the flat index as a "position"
+    unweighted = lambda p: ((p > 0).double() @ pos) / (p > 0).sum(dim=1, keepdim=True)  # noqa: E731
+    rules = [
+        (diff.norm(dim=1), "that is the distance between the centres; the bound is its SQUARE"),
+        (diff.sum(dim=1) ** 2, "you squared the sum of the row and column differences; square each, then add"),
+        ((centre(a, flat) - centre(b, flat))[:, 0] ** 2, "you used the flat pixel index k as the position; a pixel "
+         "sits at (row, column) = divmod(k, 28): use sl.wasserstein.grid_positions()"),
+        (((unweighted(a) - unweighted(b)) ** 2).sum(dim=1), "you averaged the positions of the ink pixels without "
+         "their ink: weight each position by a_k"),
+    ]
+    for values, message in rules:
+        if torch.allclose(got, values, rtol=1e-6):
+            return _report(False, message + ".")
+    return _report(False, f"for pair 0 the centre gap is {float(want[0]):.4f}, your function gives {float(got[0]):.4f}: "
+                          "centre = sum_k a_k pos_k, then the squared Euclidean distance of the two centres.")
+
+
+def check_sinkhorn(fn: Callable) -> bool:
+    """Self-check for the exercise "Sinkhorn from scratch".
+
+    ``fn(a, b, C, eps)`` gets two distributions ``a`` (n,), ``b`` (m,) and a cost ``C`` (n, m), all float64,
+    and must return the transport cost ``<T, C>`` of the entropic plan ``T = diag(u) K diag(v)``,
+    ``K = exp(-C / eps)``: the value ``ot.sinkhorn2`` returns. Prints what is wrong and returns False, or a
+    tick and True. Derived in notebooks/10_wasserstein_embeddings.ipynb.
+    """
+    import ot
+
+    g = torch.Generator().manual_seed(11)
+    pos = grid_positions(8, 8).numpy()  # (64, 2): an 8 x 8 grid keeps exp(-C / eps) far from underflow
+    cases = []
+    for n, m, eps in ((5, 7, 1.0), (12, 9, 4.0), (20, 15, 2.0)):
+        on_a = torch.randperm(64, generator=g)[:n].numpy()
+        on_b = torch.randperm(64, generator=g)[:m].numpy()
+        a = torch.rand(n, generator=g, dtype=torch.float64).numpy() + 0.2
+        b = torch.rand(m, generator=g, dtype=torch.float64).numpy() + 0.2
+        cases.append((a / a.sum(), b / b.sum(), ot.dist(pos[on_a], pos[on_b], metric="sqeuclidean"), eps))
+    got, want = [], []
+    for a, b, C, eps in cases:
+        args = tuple(torch.as_tensor(x) for x in (a, b, C)) + (eps,)
+        out, error = _run(lambda *x: float(fn(*x)), args, "fn(a, b, C, eps) with a (n,), b (m,), C (n, m) float64 "
+                                                          "tensors; n != m, so v = b / (K.T @ u)")
+        if error:
+            return _report(False, error)
+        got.append(out)
+        want.append(float(ot.sinkhorn2(a, b, C, eps, numItermax=100_000, stopThr=1e-13)))
+    if all(np.isclose(x, w, rtol=1e-5) for x, w in zip(got, want)):
+        return _report(True, f"your Sinkhorn cost matches ot.sinkhorn2 on all {len(cases)} problems "
+                             f"(eps = {', '.join(str(c[3]) for c in cases)}).")
+    if not all(np.isfinite(got)):
+        return _report(False, "your cost is not finite: K = exp(-C / eps) has a MINUS (exp(+C / eps) overflows).")
+
+    def plan(a, b, C, eps, n_iter=100_000, sign=-1.0):
+        K = np.exp(sign * C / eps)
+        v = np.ones_like(b)
+        for _ in range(n_iter):
+            u = a / (K @ v)
+            v = b / (K.T @ u)
+        return u[:, None] * K * v[None, :]  # (n, m)
+
+    each = lambda f: [f(*c) for c in cases]  # noqa: E731 - one value per problem
+    H = lambda T: -(T * np.log(T)).sum()  # noqa: E731 - the entropy of a plan
+    rules = [
+        (each(lambda a, b, C, eps: ot.emd2(a, b, C)), "that is the exact W (ot.emd2); the entropic plan is "
+         "blurred, so its cost is higher by the bias shown in section 1"),
+        (each(lambda a, b, C, eps: plan(a, b, C, eps, 2000).sum()), "you return the total mass of T (1): return the "
+         "transport cost sum_kl T_kl C_kl"),
+        (each(lambda a, b, C, eps: (plan(a, b, C, eps, 2000) * C).sum() - eps * H(plan(a, b, C, eps, 2000))),
+         "you subtracted eps * H(T): return the transport cost <T, C> alone, as ot.sinkhorn2 does"),
+        (each(lambda a, b, C, eps: (plan(a, b, C, eps, 2000, sign=1.0) * C).sum()), "K = exp(-C / eps) has a MINUS: "
+         "exp(+C / eps) favours the most expensive moves"),
+        (each(lambda a, b, C, eps: (plan(a, b, C * eps * eps, eps, 2000) * C).sum()), "K = exp(-C / eps): divide "
+         "the cost by eps, do not multiply"),
+        *[(each(lambda a, b, C, eps: (plan(a, b, C, eps, k) * C).sum()), f"you stopped after {k} iteration(s): "
+           "alternate u = a / (K v) and v = b / (K^T u) until the row sums of T equal a (hundreds of iterations)")
+          for k in (1, 2, 3, 5, 10)],
+    ]
+    k = next(i for i, (x, w) in enumerate(zip(got, want)) if not np.isclose(x, w, rtol=1e-5))
+    return _report(False, _first_rule(got, rules, want, f"on problem {k} (eps = {cases[k][3]}) ot.sinkhorn2 gives "
+                                      f"{want[k]:.6f}, yours {got[k]:.6f}: T = diag(u) K diag(v), cost = sum T * C")
+                   + ".")

@@ -3,7 +3,8 @@
 (a) `python tools/student_editions.py` writes a student edition of every lesson without solution code;
 (b) in the student edition, each `sl.check` self-check fails on the stub with a message that says what to do;
 (c) `nbgrader autograde`, in the course folder that command keeps, gives the instructor edition full marks and a
-    wrong solution partial marks (lesson 02 submitted with its setup and exercise cells only, to run in seconds).
+    wrong solution partial marks (lessons 02, 08 and 10 submitted with their setup and exercise cells only, to run
+    in seconds).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from siamlib import config
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-NOT_YET_GRADED = ("08_ordered_and_intransitive_pairs", "10_wasserstein_embeddings")  # as tools/student_editions.py
+NOT_YET_GRADED: tuple[str, ...] = ()  # as tools/student_editions.py
 LESSONS = [p for p in ALL_LESSONS if p.stem not in NOT_YET_GRADED]
 STUB_HINT = "replace this raise (under # YOUR CODE HERE) with your code"
 
@@ -103,11 +104,15 @@ KNOWN_SOLUTIONS = {
     "03_triplet_loss": ["return int(((sizes - 1) * (len(labels) - sizes)).sum())",
                         "return torch.clamp(d_ap - d_an + margin, min=0).mean()"],
     "04_train_mnist": ["precision_at_i = rel.cumsum(0) / torch.arange(1, R + 1)",
-                       "tau_test = sl.metrics.best_threshold(d_test, y_test)"],
+                       "t_test = sl.metrics.best_threshold(d_test, y_test)"],
     "05_explore_embeddings": ["shared = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(nn_high, nn_low)]",
                               'dist = dist.masked_fill(labels[:, None] == labels[None, :], float("inf"))'],
     "06_omniglot_one_shot": ["prediction = torch.cdist(test_emb, train_emb).argmin(dim=1)",
                              "return 1 - a @ b.T"],
+    "08_ordered_and_intransitive_pairs": ["u = torch.stack([s, torch.ones_like(s)], dim=1)",
+                                          "return best / (C * (C - 1) // 2)", "return R_hat.fill_diagonal_(0)"],
+    "10_wasserstein_embeddings": ["return 0.5 * min(sq(p1, q1) + sq(p2, q2), sq(p1, q2) + sq(p2, q1))",
+                                  "gap = a @ pos - b @ pos", "v = b / (K.T @ u)"],
     "09_pseudo_siamese_strokes": ["u = np.linspace(0.0, s[-1], m)",
                                   "return 0.5 * (F.cross_entropy(S, target) + F.cross_entropy(S.T, target))"],
 }
@@ -152,7 +157,8 @@ def test_student_edition_holds_no_solution(student):
             assert not s.get("outputs"), f"{path.name} cell {i}: the student edition keeps stored outputs"
 
 
-PRELUDE = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nimport siamlib as sl\n"
+PRELUDE = "import itertools\nimport math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nimport siamlib as sl\n"
+SELF_CHECK = re.compile(r"\bsl\.(check\.\w+|\w+\.check_\w+)\(")  # sl.check.x( or sl.<module>.check_x(
 
 
 def _run(cells: list[str], lesson) -> tuple[str, Exception | None]:
@@ -173,13 +179,15 @@ def _run(cells: list[str], lesson) -> tuple[str, Exception | None]:
     return out.getvalue(), None
 
 
-@pytest.mark.parametrize("name", ["02_contrastive_loss", "03_triplet_loss", "05_explore_embeddings"])
+@pytest.mark.parametrize("name", ["02_contrastive_loss", "03_triplet_loss", "05_explore_embeddings",
+                                  "08_ordered_and_intransitive_pairs", "10_wasserstein_embeddings"])
 def test_self_checks_fail_helpfully_on_the_stub(student, name):
-    """Every `sl.check` self-check passes on the instructor's solution and fails on the stub with the hint."""
+    """Every siamlib self-check (sl.check.*, sl.<module>.check_*) passes on the instructor's solution and fails on
+    the stub with the hint."""
     teacher = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     pupil = nbformat.read(student / f"{name}.ipynb", as_version=4)
-    checks = [i for i, c in enumerate(pupil.cells) if _grading(c).get("grade") and "sl.check." in c.source]
-    assert checks, f"{name}: no graded sl.check self-check"
+    checks = [i for i, c in enumerate(pupil.cells) if _grading(c).get("grade") and SELF_CHECK.search(c.source)]
+    assert checks, f"{name}: no graded siamlib self-check"
     for i in checks:
         printed, raised = _run([teacher.cells[i - 1].source, teacher.cells[i].source], teacher)
         assert raised is None and "✅" in printed, (
@@ -203,33 +211,61 @@ def _lesson02_for_grading() -> nbformat.NotebookNode:
     return nb
 
 
+def _setup_and_exercises(lesson: str) -> nbformat.NotebookNode:
+    """A lesson as a learner could submit it, cut to its first code cell (imports and sizes), its markdown and the
+    cells nbgrader knows (answers and self-checks), so autograde runs in seconds."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells = [c for i, c in enumerate(nb.cells) if i == first or c.cell_type == "markdown" or _grading(c)]
+    return nb
+
+
+# lesson -> (the submission, the answer cell to break, the wrong line (old -> new), the check that must then fail,
+#            words its feedback must show, max score)
+AUTOGRADED = {
+    "02_contrastive_loss": (_lesson02_for_grading, "ex1_answer", ("0.5 * ", ""), "ex1_check", ("½", "twice"), 4),
+    "08_ordered_and_intransitive_pairs": (
+        lambda: _setup_and_exercises("08_ordered_and_intransitive_pairs"), "ex3_answer",
+        ("return R_hat.fill_diagonal_(0)", "return R_hat.T"), "ex3_check", ("transposed",), 6),
+    "10_wasserstein_embeddings": (
+        lambda: _setup_and_exercises("10_wasserstein_embeddings"), "ex1_answer",
+        ("return 0.5 * min(", "return 0.5 * max("), "ex1_check", ("COSTLIER",), 6),
+}
+
+
 def test_autograde_full_marks_for_the_solution_partial_for_a_mutant(built, monkeypatch):
     _, course = built
     monkeypatch.setenv("SIAMLIB_QUICK", "1")
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    lesson = "02_contrastive_loss"
-    solution = _lesson02_for_grading()
-    mutant = nbformat.from_dict(copy.deepcopy(solution))  # the contrastive loss without its factor ½
-    answer = next(c for c in mutant.cells if _grading(c).get("grade_id") == "ex1_answer")
-    wrong = answer.source.replace("0.5 * ", "")
-    assert wrong != answer.source
-    answer.source = wrong
-    for student, notebook in [("solution", solution), ("mutant", mutant)]:
-        folder = course / "submitted" / student / lesson
-        folder.mkdir(parents=True)
-        nbformat.write(notebook, folder / f"{lesson}.ipynb")
-    _tool().nbgrader(course, "autograde", lesson, "--force")
+    for lesson, (submission, answer_id, (old, new), broken, _, _) in AUTOGRADED.items():
+        solution = submission()
+        mutant = nbformat.from_dict(copy.deepcopy(solution))
+        answer = next(c for c in mutant.cells if _grading(c).get("grade_id") == answer_id)
+        assert old in answer.source, f"{lesson} {answer_id} no longer holds {old!r}: update this test"
+        answer.source = answer.source.replace(old, new)
+        for student, notebook in [("solution", solution), ("mutant", mutant)]:
+            folder = course / "submitted" / student / lesson
+            folder.mkdir(parents=True)
+            nbformat.write(notebook, folder / f"{lesson}.ipynb")
+        _tool().nbgrader(course, "autograde", lesson, "--force")
 
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        full = gb.find_submission(lesson, "solution")
-        bad = gb.find_submission(lesson, "mutant")
-        assert full.max_score == 4 and full.score == full.max_score, (full.score, full.max_score)
-        assert 0 < bad.score < bad.max_score, (bad.score, bad.max_score)
-        assert gb.find_grade("ex1_check", lesson, lesson, "mutant").score == 0
-        assert gb.find_grade("ex2_check", lesson, lesson, "mutant").score == 1
-    graded = nbformat.read(course / "autograded" / "mutant" / lesson / f"{lesson}.ipynb", as_version=4)
-    check = next(c for c in graded.cells if _grading(c).get("grade_id") == "ex1_check")
-    shown = "".join(o.get("text", "") for o in check.outputs)
-    assert "❌" in shown and ("½" in shown or "twice" in shown), f"the mutant's feedback should name the mistake: {shown!r}"
+        for lesson, (_, _, _, broken, words, max_score) in AUTOGRADED.items():
+            full = gb.find_submission(lesson, "solution")
+            bad = gb.find_submission(lesson, "mutant")
+            assert full.max_score == max_score and full.score == full.max_score, (lesson, full.score, full.max_score)
+            assert 0 < bad.score < bad.max_score, (lesson, bad.score, bad.max_score)
+            assert gb.find_grade(broken, lesson, lesson, "mutant").score == 0, lesson
+            checks = [c for c in submission_cells(lesson) if _grading(c).get("grade")]
+            others = [c for c in checks if _grading(c)["grade_id"] != broken]
+            assert bad.score == sum(_grading(c)["points"] for c in others), (lesson, bad.score)
+            graded = nbformat.read(course / "autograded" / "mutant" / lesson / f"{lesson}.ipynb", as_version=4)
+            check = next(c for c in graded.cells if _grading(c).get("grade_id") == broken)
+            shown = "".join(o.get("text", "") for o in check.outputs)
+            assert "❌" in shown and any(w in shown for w in words), f"{lesson}: feedback should name the mistake: {shown!r}"
+
+
+def submission_cells(lesson: str) -> list:
+    return AUTOGRADED[lesson][0]().cells

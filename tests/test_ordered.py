@@ -143,32 +143,45 @@ def test_labels_that_do_not_fit_the_relation():
         sl.ordered.ordered_pairs(torch.tensor([0, 1, 2]), RPS, 0)
 
 
-# --------------------------------------------------------------------- exercise 1: the skew-symmetric head
-def _right_skew(u_a, u_b, W):
-    return ((u_a @ (W - W.T)) * u_b).sum(dim=1)
+# --------------------------------------------------------------------- exercise 1: Bradley-Terry as a disc game
+ROT = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
 
 
-SKEW_MUTANTS = {
-    "plain W": (lambda u_a, u_b, W: ((u_a @ W) * u_b).sum(dim=1), "not skew-symmetric"),
-    "symmetric W + W^T": (lambda u_a, u_b, W: ((u_a @ (W + W.T)) * u_b).sum(dim=1), "symmetric"),
-    "distance head": (lambda u_a, u_b, W: (u_a - u_b).abs().sum(dim=1), "symmetric"),
-    "sigmoid": (lambda u_a, u_b, W: torch.sigmoid(_right_skew(u_a, u_b, W)), "not sigmoid"),
-    "sign flipped": (lambda u_a, u_b, W: ((u_a @ (W.T - W)) * u_b).sum(dim=1), "sign is flipped"),
-    "all pairs (B, B)": (lambda u_a, u_b, W: u_a @ (W - W.T) @ u_b.T, "shape (16,)"),
-    "factor 1/2": (lambda u_a, u_b, W: 0.5 * _right_skew(u_a, u_b, W), "factor of 2"),
-    "raises": (lambda u_a, u_b, W: u_a @ W @ W @ u_b, "raised RuntimeError"),
+def _on_line(s, y=1.0):
+    return torch.stack([s, torch.full_like(s, y)], dim=1)
+
+
+def _stub(*args):
+    raise NotImplementedError("not done")
+
+
+DISC_MUTANTS = {
+    "sign flipped (A = [[0, -1], [1, 0]])": (lambda s: (_on_line(s), -ROT), "sign is flipped"),
+    "coordinates swapped": (lambda s: (_on_line(s).flip(1), ROT), "sign is flipped"),
+    "constant 0 in u": (lambda s: (_on_line(s, 0.0), ROT), "every logit is 0"),
+    "score in both coordinates": (lambda s: (torch.stack([s, s], 1), ROT), "every logit is 0"),
+    "A not skew-symmetric": (lambda s: (_on_line(s), torch.tensor([[0.0, 1.0], [0.0, 0.0]])), "not skew-symmetric"),
+    "A = W with a diagonal": (lambda s: (_on_line(s), ROT + torch.eye(2)), "not skew-symmetric"),
+    "factor 2": (lambda s: (_on_line(s), 2 * ROT), "2 x (s_a - s_b)"),
+    "constant 0.5": (lambda s: (_on_line(s, 0.5), ROT), "0.5 x (s_a - s_b)"),
+    "u of shape (N,)": (lambda s: (s, ROT), "expected u of shape (6, 2)"),
+    "returns only u": (lambda s: _on_line(s), "return two tensors"),
+    "squared scores": (lambda s: (_on_line(s ** 2), ROT), "should equal s_a - s_b"),
+    "stub": (_stub, "still the exercise stub"),
 }
 
 
-def test_skew_check_accepts_the_right_head(capsys):
-    assert sl.ordered.check_skew_logit(_right_skew) is True
+@pytest.mark.parametrize("right", [lambda s: (_on_line(s), ROT), lambda s: (_on_line(s, -1.0), -ROT),
+                                   lambda s: (_on_line(s).numpy(), ROT.float())], ids=["y=1", "y=-1", "numpy"])
+def test_disc_check_accepts_right_answers(right, capsys):
+    assert sl.ordered.check_bt_as_disc_game(right) is True
     assert "✅" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("mutant", sorted(SKEW_MUTANTS))
-def test_skew_check_rejects_mutants_naming_the_mistake(mutant, capsys):
-    fn, words = SKEW_MUTANTS[mutant]
-    assert sl.ordered.check_skew_logit(fn) is False
+@pytest.mark.parametrize("mutant", sorted(DISC_MUTANTS))
+def test_disc_check_rejects_mutants_naming_the_mistake(mutant, capsys):
+    fn, words = DISC_MUTANTS[mutant]
+    assert sl.ordered.check_bt_as_disc_game(fn) is False
     out = capsys.readouterr().out
     assert "❌" in out and words in out, out
 
@@ -196,6 +209,9 @@ BT_MUTANTS = {
     "worst order": (lambda R: min(_agreements(R)) / (R.shape[0] * (R.shape[0] - 1) // 2), "too low"),
     "counts both orders as agreement": (lambda R: 1.0, "too high"),
     "raises": (lambda R: R.nope, "raised AttributeError"),
+    "percent": (lambda R: 100 * _right_ceiling(R), "too high"),
+    "a count, not a fraction": (lambda R: max(_agreements(R)), "too high"),
+    "stub": (_stub, "still the exercise stub"),
 }
 
 
@@ -209,6 +225,41 @@ def test_bt_check_accepts_the_right_ceiling(capsys):
 def test_bt_check_rejects_mutants_naming_the_mistake(mutant, capsys):
     fn, words = BT_MUTANTS[mutant]
     assert sl.ordered.check_bt_ceiling(fn) is False
+    out = capsys.readouterr().out
+    assert "❌" in out and words in out, out
+
+
+# --------------------------------------------------------------------- exercise 3: the relation a head predicts
+def _right_relation(centres, A):
+    return (centres @ A @ centres.T > 0).long().fill_diagonal_(0)
+
+
+RELATION_MUTANTS = {
+    "transposed (b beats a)": (lambda U, A: _right_relation(U, A).T, "transposed"),
+    "u_b on the left": (lambda U, A: (U @ A.T @ U.T > 0).long(), "transposed"),
+    ">= 0 keeps the diagonal": (lambda U, A: (U @ A @ U.T >= 0).long(), "the diagonal must be 0"),
+    "sigmoid > 0": (lambda U, A: (torch.sigmoid(U @ A @ U.T) > 0).long(), "always true"),
+    "returns the logits": (lambda U, A: U @ A @ U.T, "not the logits or probabilities"),
+    "returns probabilities": (lambda U, A: torch.sigmoid(U @ A @ U.T), "not the logits or probabilities"),
+    "symmetrised A": (lambda U, A: (U @ (A + A.T) @ U.T > 0).long(), "no class beats any other"),
+    "one row only": (lambda U, A: _right_relation(U, A)[:1], "one row and one column per class"),
+    "per-dimension products": (lambda U, A: (U @ A * U > 0).long(), "one row and one column per class"),
+    "wrong order of products": (lambda U, A: (U.T @ A @ U > 0).long(), "raised RuntimeError"),
+    "stub": (_stub, "still the exercise stub"),
+}
+
+
+@pytest.mark.parametrize("right", [_right_relation, lambda U, A: (U @ A @ U.T > 0),
+                                   lambda U, A: _right_relation(U, A).numpy()], ids=["long", "bool", "numpy"])
+def test_relation_check_accepts_right_answers(right, capsys):
+    assert sl.ordered.check_head_relation(right) is True
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mutant", sorted(RELATION_MUTANTS))
+def test_relation_check_rejects_mutants_naming_the_mistake(mutant, capsys):
+    fn, words = RELATION_MUTANTS[mutant]
+    assert sl.ordered.check_head_relation(fn) is False
     out = capsys.readouterr().out
     assert "❌" in out and words in out, out
 
@@ -236,7 +287,8 @@ def test_notebook_exercise_answers_pass_their_self_checks(capsys):
     """The solutions stored in the notebook's exercise cells pass; the checks are not trivially true."""
     nb = json.loads(NOTEBOOK.read_text())
     sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-    for marker, check in [("def skew_logit", "check_skew_logit"), ("def bt_ceiling", "check_bt_ceiling")]:
+    for marker, check in [("def bt_as_disc_game", "check_bt_as_disc_game"), ("def bt_ceiling", "check_bt_ceiling"),
+                          ("def head_relation", "check_head_relation")]:
         src = next(s for s in sources if marker in s)
         namespace = {"torch": torch, "itertools": itertools, "sl": sl, "print": print}
         exec(src.split("assert sl.ordered.")[0], namespace)  # the learner's definition only

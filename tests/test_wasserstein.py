@@ -193,69 +193,125 @@ def test_dwe_shapes_and_input_check():
         W.DWE(arch="resnet")
 
 
-# --------------------------------------------------------------------- the notebook's self-checks
-def self_check(name):
-    """Define the notebook's self-check function ``name`` (from the code cell that defines it) and return it."""
+# --------------------------------------------------------------------- the exercises' self-checks and their mutants
+def _sq(p, q):
+    return (p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2
+
+
+def _stub(*args):
+    raise NotImplementedError("not done")
+
+
+def _right_two_pixels(p1, p2, q1, q2):
+    return 0.5 * min(_sq(p1, q1) + _sq(p2, q2), _sq(p1, q2) + _sq(p2, q1))
+
+
+TWO_PIXEL_MUTANTS = {
+    "fixed matching": (lambda p1, p2, q1, q2: 0.5 * (_sq(p1, q1) + _sq(p2, q2)), "may cross"),
+    "no 1/2": (lambda p1, p2, q1, q2: 2 * _right_two_pixels(p1, p2, q1, q2), "HALF the ink"),
+    "costlier matching": (lambda p1, p2, q1, q2: 0.5 * max(_sq(p1, q1) + _sq(p2, q2), _sq(p1, q2) + _sq(p2, q1)),
+                          "COSTLIER"),
+    "average of the matchings": (lambda p1, p2, q1, q2: 0.25 * (_sq(p1, q1) + _sq(p2, q2) + _sq(p1, q2) + _sq(p2, q1)),
+                                 "averaged the two matchings"),
+    "unsquared distance (W_1)": (lambda p1, p2, q1, q2: 0.5 * min(np.sqrt(_sq(p1, q1)) + np.sqrt(_sq(p2, q2)),
+                                                                  np.sqrt(_sq(p1, q2)) + np.sqrt(_sq(p2, q1))), "SQUARE"),
+    "centre of ink": (lambda p1, p2, q1, q2: _sq(((p1[0] + p2[0]) / 2, (p1[1] + p2[1]) / 2),
+                                                 ((q1[0] + q2[0]) / 2, (q1[1] + q2[1]) / 2)), "lower bound"),
+    "always zero": (lambda p1, p2, q1, q2: 0.0, "your formula gives 0"),
+    "rows only": (lambda p1, p2, q1, q2: 0.5 * min((p1[0] - q1[0]) ** 2 + (p2[0] - q2[0]) ** 2,
+                                                   (p1[0] - q2[0]) ** 2 + (p2[0] - q1[0]) ** 2), "your formula gives"),
+    "returns a tuple": (lambda p1, p2, q1, q2: (1.0, 2.0), "raised TypeError"),
+    "stub": (_stub, "still the exercise stub"),
+}
+
+POS = W.grid_positions()
+
+
+def _right_gap(a, b):
+    return ((a @ POS - b @ POS) ** 2).sum(dim=1)
+
+
+GAP_MUTANTS = {
+    "not squared": (lambda a, b: (a @ POS - b @ POS).norm(dim=1), "SQUARE"),
+    "square of the sum": (lambda a, b: (a @ POS - b @ POS).sum(dim=1) ** 2, "square each, then add"),
+    "flat index as position": (lambda a, b: (a @ torch.arange(784.0).double() - b @ torch.arange(784.0).double()) ** 2,
+                               "flat pixel index"),
+    "ink ignored": (lambda a, b: ((((a > 0).double() @ POS) / (a > 0).sum(1, keepdim=True)
+                                  - ((b > 0).double() @ POS) / (b > 0).sum(1, keepdim=True)) ** 2).sum(1),
+                    "weight each position"),
+    "mean over the batch": (lambda a, b: _right_gap(a, b).mean(), "one value per pair"),
+    "per coordinate": (lambda a, b: (a @ POS - b @ POS) ** 2, "one value per pair"),
+    "unnormalised positions (0..1)": (lambda a, b: ((a @ POS - b @ POS) ** 2).sum(dim=1) / 27 ** 2,
+                                      "squared Euclidean distance of the two centres"),
+    "stub": (_stub, "still the exercise stub"),
+}
+
+
+def _sinkhorn(a, b, C, eps, n_iter=2000, sign=-1.0, out="cost", K=None):
+    K = torch.exp(sign * C / eps) if K is None else K
+    v = torch.ones_like(b)
+    for _ in range(n_iter):
+        u = a / (K @ v)
+        v = b / (K.T @ u)
+    T = u[:, None] * K * v[None, :]
+    return {"cost": (T * C).sum(), "mass": T.sum(), "objective": (T * C).sum() + eps * (T * torch.log(T)).sum()}[out]
+
+
+SINKHORN_MUTANTS = {
+    "K = exp(+C/eps)": (lambda a, b, C, eps: _sinkhorn(a, b, C, eps, sign=1.0), "MINUS"),
+    "K = exp(-C * eps)": (lambda a, b, C, eps: _sinkhorn(a, b, C, eps, K=torch.exp(-C * eps)), "divide the cost by eps"),
+    "total mass": (lambda a, b, C, eps: _sinkhorn(a, b, C, eps, out="mass"), "total mass"),
+    "regularised objective": (lambda a, b, C, eps: _sinkhorn(a, b, C, eps, out="objective"), "eps * H(T)"),
+    "one iteration": (lambda a, b, C, eps: _sinkhorn(a, b, C, eps, n_iter=1), "stopped after 1 iteration"),
+    "three iterations": (lambda a, b, C, eps: _sinkhorn(a, b, C, eps, n_iter=3), "stopped after 3 iteration"),
+    "exact W": (lambda a, b, C, eps: ot.emd2(a.numpy(), b.numpy(), C.numpy()), "exact W (ot.emd2)"),
+    "K instead of K.T": (lambda a, b, C, eps: (lambda K: b / (K @ (a / K.sum(1))))(torch.exp(-C / eps)).sum(),
+                         "v = b / (K.T @ u)"),
+    "cost of K itself": (lambda a, b, C, eps: (torch.exp(-C / eps) * C).sum(), "T = diag(u) K diag(v)"),
+    "stub": (_stub, "still the exercise stub"),
+}
+
+TABLES = {
+    "check_w2_two_pixels": ([_right_two_pixels, lambda *px: np.float32(_right_two_pixels(*px))], TWO_PIXEL_MUTANTS),
+    "check_ink_centre_gap": ([_right_gap, lambda a, b: _right_gap(a, b).numpy(),
+                              lambda a, b: ((a @ POS.flip(1) - b @ POS.flip(1)) ** 2).sum(1)], GAP_MUTANTS),
+    "check_sinkhorn": ([_sinkhorn, lambda a, b, C, eps: _sinkhorn(a, b, C, eps, n_iter=500),
+                        lambda a, b, C, eps: ot.sinkhorn2(a.numpy(), b.numpy(), C.numpy(), eps, stopThr=1e-12,
+                                                          numItermax=10**5)], SINKHORN_MUTANTS),
+}
+
+
+@pytest.mark.parametrize("check", sorted(TABLES))
+def test_self_check_accepts_right_answers(check, capsys):
+    for fn in TABLES[check][0]:
+        assert getattr(W, check)(fn) is True
+        out = capsys.readouterr().out
+        assert out.startswith("✅"), out
+
+
+@pytest.mark.parametrize("check,mutant", [(c, m) for c in sorted(TABLES) for m in TABLES[c][1]])
+def test_self_check_rejects_each_mutant_naming_the_mistake(check, mutant, capsys):
+    fn, words = TABLES[check][1][mutant]
+    assert getattr(W, check)(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and words in out and "✅" not in out, out
+
+
+def test_every_self_check_has_a_mutant_table():
+    assert sorted(TABLES) == sorted(n for n in W.__all__ if n.startswith("check_"))
+
+
+def test_notebook_answers_pass_their_self_checks(capsys):
+    """The solutions stored in lesson 10's answer cells pass the checks that follow them."""
     nb = json.loads(NOTEBOOK.read_text())
-    for cell in nb["cells"]:
-        src = "".join(cell["source"])
-        if cell["cell_type"] == "code" and f"def {name}(" in src:
-            head = src.split("\n# --- your answer is checked below", 1)[0]
-            ns = {"np": np, "torch": torch, "ot": ot, "sl": sl}
-            exec(compile(head, f"{NOTEBOOK.name}:{name}", "exec"), ns)  # noqa: S102 - our own notebook
-            return ns[name]
-    raise AssertionError(f"no cell in {NOTEBOOK.name} defines {name}")
-
-
-def test_exercise1_one_pixel_w_check():
-    check = self_check("check_w2_one_pixel")
-    check(lambda p, q: float((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2))  # right answer passes
-    wrong = [
-        lambda p, q: float(np.hypot(p[0] - q[0], p[1] - q[1])),                 # W_1 (Euclidean), not W_2^2
-        lambda p, q: float(abs(p[0] - q[0]) + abs(p[1] - q[1])),                # Manhattan
-        lambda p, q: float((p[0] - q[0]) ** 2),                                 # rows only
-        lambda p, q: 0.0,                                                       # "same mass, so zero"
-        lambda p, q: float(((p[0] - q[0]) + (p[1] - q[1])) ** 2),               # square of the sum
-    ]
-    for fn in wrong:
-        with pytest.raises(AssertionError):
-            check(fn)
-
-
-def test_exercise2_shift_check():
-    check = self_check("check_w2_shift")
-    check(lambda dr, dc: float(dr * dr + dc * dc))
-    wrong = [
-        lambda dr, dc: float(np.hypot(dr, dc)),
-        lambda dr, dc: float(abs(dr) + abs(dc)),
-        lambda dr, dc: float(dr * dr),
-        lambda dr, dc: float((dr + dc) ** 2),
-    ]
-    for fn in wrong:
-        with pytest.raises(AssertionError):
-            check(fn)
-
-
-def test_exercise3_kl_check():
-    check = self_check("check_kl")
-
-    def right(logits, p):
-        log_q = torch.log_softmax(logits, 1)
-        return torch.where(p > 0, p * (torch.log(p.clamp_min(1e-30)) - log_q), torch.zeros_like(p)).sum(1).mean()
-
-    check(right)
-    wrong = [
-        lambda logits, p: -(p * torch.log_softmax(logits, 1)).sum(1).mean(),               # cross-entropy: no entropy term
-        lambda logits, p: (torch.softmax(logits, 1) * (torch.log_softmax(logits, 1)
-                           - torch.log(p.clamp_min(1e-30)))).sum(1).mean(),                # reversed KL(q || p)
-        lambda logits, p: right(logits, p) * p.shape[0],                                   # summed over the batch
-        lambda logits, p: right(logits, p) / p.shape[1],                                   # mean over pixels
-        lambda logits, p: torch.where(p > 0, p * (torch.log(p.clamp_min(1e-30)) - torch.softmax(logits, 1)),
-                                      torch.zeros_like(p)).sum(1).mean(),                  # q instead of log q
-    ]
-    for fn in wrong:
-        with pytest.raises(AssertionError):
-            check(fn)
+    cells = nb["cells"]
+    graded = [i for i, c in enumerate(cells) if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    assert len(graded) == 3
+    for i in graded:
+        ns = {"np": np, "torch": torch, "ot": ot, "sl": sl}
+        exec("".join(cells[i]["source"]), ns)  # noqa: S102 - our own notebook
+        exec("".join(cells[i + 1]["source"]), ns)  # noqa: S102 - the locked self-check; raises if it fails
+        assert "✅" in capsys.readouterr().out
 
 
 def test_exported_names_are_used_by_the_notebook_and_the_bench():
@@ -263,4 +319,5 @@ def test_exported_names_are_used_by_the_notebook_and_the_bench():
     bench = (ROOT / "bench" / "wasserstein.py").read_text()
     for name in W.__all__:
         assert f"sl.wasserstein.{name}" in nb, f"notebook does not call sl.wasserstein.{name}"
-        assert f"sl.wasserstein.{name}" in bench, f"bench does not call sl.wasserstein.{name}"
+        if not name.startswith("check_"):  # the exercises' self-checks belong to the lesson only
+            assert f"sl.wasserstein.{name}" in bench, f"bench does not call sl.wasserstein.{name}"
