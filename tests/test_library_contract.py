@@ -53,7 +53,7 @@ def test_every_exported_name_is_used_by_a_lesson_or_a_bench():
 # library stands now; lower them as it shrinks, never raise them.
 MAX_EXPORTS = 71
 MAX_CORE_LINES = 2498
-NEW_LESSON_MODULES = ("ordered", "wasserstein", "strokes")
+NEW_LESSON_MODULES = ("ordered", "wasserstein", "strokes", "selfsup")
 
 
 def test_exported_names_for_lessons_01_to_06_do_not_grow():
