@@ -108,6 +108,8 @@ KNOWN_SOLUTIONS = {
                               'dist = dist.masked_fill(labels[:, None] == labels[None, :], float("inf"))'],
     "06_omniglot_one_shot": ["prediction = torch.cdist(test_emb, train_emb).argmin(dim=1)",
                              "return 1 - a @ b.T"],
+    "07_contrastive_temperature": ["return torch.softmax(logits, dim=0)[1:] / tau",
+                                   "p_k.mul_(m).add_(p_q, alpha=1 - m)"],
 }
 
 
