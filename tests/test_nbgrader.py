@@ -115,6 +115,8 @@ KNOWN_SOLUTIONS = {
                                   "gap = a @ pos - b @ pos", "v = b / (K.T @ u)"],
     "09_pseudo_siamese_strokes": ["u = np.linspace(0.0, s[-1], m)",
                                   "return 0.5 * (F.cross_entropy(S, target) + F.cross_entropy(S.T, target))"],
+    "07_contrastive_temperature": ["return torch.softmax(logits, dim=0)[1:] / tau",
+                                   "p_k.mul_(m).add_(p_q, alpha=1 - m)"],
 }
 
 

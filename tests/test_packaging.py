@@ -88,7 +88,7 @@ def test_test_tools_stay_out_of_the_learners_install():
     learner = _requirement_names((ROOT / "requirements.txt").read_text().splitlines())
     dev_lines = (ROOT / "requirements-dev.txt").read_text().splitlines()
     dev = _requirement_names(dev_lines)
-    for tool in ("pytest-timeout", "hypothesis", "pytorch-metric-learning", "playwright", "nbgrader"):
+    for tool in ("pytest-timeout", "hypothesis", "playwright", "nbgrader"):
         assert tool not in learner and tool in dev, tool
     assert "-r requirements.txt" in [line.strip() for line in dev_lines]
     for name, spec in dev.items():
