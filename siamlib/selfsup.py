@@ -79,7 +79,7 @@ class KeyQueue:
         if not isinstance(size, int) or size < 1 or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"KeyQueue needs a positive int size and dim; got size={size!r}, dim={dim!r}.")
         self.size, self.dim = size, dim
-        self._buf = torch.zeros(size, dim)  # (K, D)
+        self._buf = torch.zeros(size, dim)  # (K, E)
         self._ptr, self._filled = 0, 0
 
     @property
@@ -94,7 +94,7 @@ class KeyQueue:
         """The ``n`` most recently pushed keys ``(n, dim)``, oldest first (``n <= len(self)``)."""
         if not isinstance(n, int) or not 1 <= n <= self._filled:
             raise ValueError(f"KeyQueue.newest: n must be an int in 1..{self._filled} (the keys held); got {n!r}.")
-        return self._buf[(self._ptr - n + torch.arange(n, device=self._buf.device)) % self.size]  # (n, D)
+        return self._buf[(self._ptr - n + torch.arange(n, device=self._buf.device)) % self.size]  # (n, E)
 
     @torch.no_grad()
     def push(self, keys: torch.Tensor) -> None:
@@ -156,33 +156,44 @@ def check_negative_grad(fn: Callable) -> bool:
 
 def check_momentum_update(fn: Callable) -> bool:
     """Self-check for the exercise "MoCo's momentum update": ``fn(key_encoder, query_encoder, m)`` must set every key
-    parameter to ``m θ_k + (1 − m) θ_q`` in place and leave the query encoder alone. Prints what is wrong and returns
+    parameter to ``m θ_k + (1 − m) θ_q`` in place and leave the query encoder alone, at m = 0.9 and m = 0.5 (so a
+    hard-coded m fails); calling :func:`momentum_update` itself is not an answer. Prints what is wrong and returns
     False. Derived in notebooks/07_contrastive_temperature.ipynb."""
-    def pair():
+    global momentum_update
+    reference = momentum_update
+
+    def blocked(*args, **kwargs):
+        raise RuntimeError("write the update yourself: sl.selfsup.momentum_update is the reference it is compared with")
+    if fn is reference:
+        return _report(False, "write the update yourself: sl.selfsup.momentum_update is the reference it is compared with.")
+    for m in (0.9, 0.5):
         torch.manual_seed(0)
-        return nn.Linear(3, 2).double(), nn.Linear(3, 2).double()
-    key, query = pair()
-    k0 = [p.detach().clone() for p in key.parameters()]
-    q0 = [p.detach().clone() for p in query.parameters()]
-    m = 0.9
-    _, error = _run(fn, (key, query, m), "fn(key_encoder, query_encoder, 0.9) with two nn.Linear(3, 2)")
-    if error:
-        return _report(False, error)
-    k1, q1 = [p.detach() for p in key.parameters()], [p.detach() for p in query.parameters()]
-    want = [m * a + (1 - m) * b for a, b in zip(k0, q0)]
-    if not all(torch.equal(a, b) for a, b in zip(q1, q0)):
-        return _report(False, "the query encoder changed: only the key encoder is updated (the query encoder is "
-                              "trained by the optimiser).")
-    if all(torch.allclose(a, b) for a, b in zip(k1, want)):
-        return _report(True, "θ_k ← m θ_k + (1 − m) θ_q, in place: the key encoder trails the query encoder slowly.")
-    if all(torch.equal(a, b) for a, b in zip(k1, k0)):
-        return _report(False, "the key encoder did not change: update its parameters in place (p_k.mul_(m)."
-                              "add_(p_q, alpha=1 - m) under torch.no_grad()), not a new tensor bound to a local name.")
-    if all(torch.allclose(a, (1 - m) * x + m * y) for a, x, y in zip(k1, k0, q0)):
-        return _report(False, "m and 1 − m are swapped: with m = 0.99 the key encoder must keep 99 % of ITSELF.")
-    if all(torch.allclose(a, b) for a, b in zip(k1, q0)):
-        return _report(False, "the key encoder became a copy of the query encoder (that is m = 0); keep m θ_k.")
-    return _report(False, "the key parameters are not m θ_k + (1 − m) θ_q for m = 0.9.")
+        key, query = nn.Linear(3, 2).double(), nn.Linear(3, 2).double()
+        k0 = [p.detach().clone() for p in key.parameters()]
+        q0 = [p.detach().clone() for p in query.parameters()]
+        momentum_update = blocked
+        try:
+            _, error = _run(fn, (key, query, m), f"fn(key_encoder, query_encoder, {m}) with two nn.Linear(3, 2)")
+        finally:
+            momentum_update = reference
+        if error:
+            return _report(False, error)
+        k1, q1 = [p.detach() for p in key.parameters()], [p.detach() for p in query.parameters()]
+        want = [m * a + (1 - m) * b for a, b in zip(k0, q0)]
+        if not all(torch.equal(a, b) for a, b in zip(q1, q0)):
+            return _report(False, "the query encoder changed: only the key encoder is updated (the query encoder is "
+                                  "trained by the optimiser).")
+        if all(torch.allclose(a, b) for a, b in zip(k1, want)):
+            continue
+        if all(torch.equal(a, b) for a, b in zip(k1, k0)):
+            return _report(False, "the key encoder did not change: update its parameters in place (p_k.mul_(m)."
+                                  "add_(p_q, alpha=1 - m) under torch.no_grad()), not a new tensor bound to a local name.")
+        if all(torch.allclose(a, (1 - m) * x + m * y) for a, x, y in zip(k1, k0, q0)):
+            return _report(False, "m and 1 − m are swapped: with m = 0.99 the key encoder must keep 99 % of ITSELF.")
+        if all(torch.allclose(a, b) for a, b in zip(k1, q0)):
+            return _report(False, "the key encoder became a copy of the query encoder (that is m = 0); keep m θ_k.")
+        return _report(False, f"the key parameters are not m θ_k + (1 − m) θ_q for m = {m} (is m hard-coded?).")
+    return _report(True, "θ_k ← m θ_k + (1 − m) θ_q, in place: the key encoder trails the query encoder slowly.")
 
 
 def _reference_uniformity(z: torch.Tensor, t: float) -> torch.Tensor:
@@ -192,7 +203,7 @@ def _reference_uniformity(z: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def check_uniformity(fn: Callable) -> bool:
-    """Self-check for the exercise "Wang & Isola's uniformity": ``fn(z, t)`` with unit rows ``z`` ``(N, D)`` must return
+    """Self-check for the exercise "Wang & Isola's uniformity": ``fn(z, t)`` with unit rows ``z`` ``(N, E)`` must return
     ``log mean_{i<j} exp(−t ‖z_i − z_j‖²)`` as a 0-dim tensor. Prints what is wrong and returns False.
     Derived in notebooks/07_contrastive_temperature.ipynb."""
     g = torch.Generator().manual_seed(11)

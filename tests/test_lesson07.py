@@ -188,7 +188,16 @@ def test_check_momentum_update_rejects(wrong, capsys):
 
 def test_check_momentum_update_accepts(capsys):
     assert sl.selfsup.check_momentum_update(_right_momentum) is True
-    assert sl.selfsup.check_momentum_update(sl.selfsup.momentum_update) is True
+
+
+def test_check_momentum_update_rejects_the_reference_and_a_hard_coded_m(capsys):
+    assert sl.selfsup.check_momentum_update(sl.selfsup.momentum_update) is False
+    assert "write the update yourself" in capsys.readouterr().out
+    assert sl.selfsup.check_momentum_update(lambda k, q, m: _right_momentum(k, q, 0.9)) is False
+    assert "hard-coded" in capsys.readouterr().out
+    before = sl.selfsup.momentum_update
+    sl.selfsup.check_momentum_update(_right_momentum)
+    assert sl.selfsup.momentum_update is before  # the reference is restored after the check
 
 
 def _right_uniformity(z, t):
