@@ -202,8 +202,9 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
 
 
 def load_or_train(path: str | Path, train_fn: Callable[[], History], model: nn.Module) -> History:
-    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. Derived in 04_train_mnist.ipynb."""
-    path = Path(path)
+    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save; a bare name (no folder, no suffix)
+    means ``checkpoint_path(name)``. Derived in 04_train_mnist.ipynb."""
+    path = Path(path) if isinstance(path, Path) or "/" in str(path) or Path(path).suffix else checkpoint_path(path)
     if path.is_file():
         state = _read(path)
         if state["finished"]:

@@ -9,4 +9,4 @@ from .pairs import PairDataset, make_pairs
 from .samplers import EpisodeSampler, PKSampler
 
 __all__ = ["to_float", "load_mnist", "load_omniglot", "load_lake_runs", "make_pairs",
-           "PairDataset", "PKSampler", "EpisodeSampler", "random_affine", "DataNotFoundError", "MnistSubsetWarning"]
+           "PairDataset", "PKSampler", "random_affine", "MnistSubsetWarning"]
