@@ -9,8 +9,8 @@ import torch
 from .data import EpisodeSampler
 from .distances import pairwise_distances
 
-__all__ = ["roc_auc", "best_threshold", "verification_accuracy", "precision_at_1", "retrieval_metrics", "episode_accuracy", "lake_errors", "lake_error",
-           "LAKE_PUBLISHED", "lake_table"]
+__all__ = ["roc_auc", "best_threshold", "verification_accuracy", "precision_at_1", "retrieval_metrics",
+           "episode_accuracy", "lake_errors", "LAKE_PUBLISHED", "lake_table"]
 
 
 def _finite(x, name: str) -> torch.Tensor:
@@ -122,7 +122,8 @@ def episode_accuracy(emb, labels, n_way: int = 20, k_shot: int = 1, n_query: int
 
 
 def lake_errors(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = None) -> list[float]:
-    """Error % per Lake run of nearest-neighbour classification (``dist_fn``). Derived in 06_omniglot_one_shot.ipynb."""
+    """Error % per Lake run of nearest-neighbour classification (``dist_fn``); Lake et al.'s one-shot error is their
+    mean. Derived in notebooks/06_omniglot_one_shot.ipynb."""
     if len(runs) == 0:
         raise ValueError("runs is empty: load them with sl.data.load_lake_runs().")
     dist_fn = dist_fn or pairwise_distances
@@ -131,11 +132,6 @@ def lake_errors(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = N
         d = _finite(dist_fn(embed_fn(run.test_images), embed_fn(run.train_images)), f"distances of {run.name}")
         errors.append(100.0 * float((d.argmin(1) != torch.as_tensor(run.answers)).double().mean()))
     return errors
-
-
-def lake_error(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = None) -> float:
-    """Lake et al.'s one-shot error: the per-run error % averaged. Derived in notebooks/06_omniglot_one_shot.ipynb."""
-    return float(np.mean(lake_errors(embed_fn, runs, dist_fn)))
 
 
 #: Published one-shot error % on Lake's 20 runs (Lake, Salakhutdinov & Tenenbaum 2015, Science).

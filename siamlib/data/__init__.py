@@ -8,4 +8,5 @@ from .omniglot import OneShotRun, load_lake_runs, load_omniglot
 from .pairs import PairDataset
 from .samplers import EpisodeSampler, PKSampler
 
-__all__ = ["to_float", "load_mnist", "load_omniglot", "load_lake_runs", "PairDataset", "PKSampler", "EpisodeSampler", "random_affine", "DataNotFoundError", "MnistSubsetWarning"]
+__all__ = ["to_float", "load_mnist", "load_omniglot", "load_lake_runs", "PairDataset", "PKSampler", "random_affine",
+           "MnistSubsetWarning"]

@@ -38,7 +38,7 @@ class PKSampler(Sampler[list[int]]):
 
 class EpisodeSampler(Sampler[list[int]]):
     """Episodes of ``n_way`` classes × (``k_shot`` support + ``n_query`` query) indices, class after class; with
-    ``groups`` (alphabets) every episode stays in one group. Derived in notebooks/06_omniglot_one_shot.ipynb."""
+    ``groups`` (alphabets) every episode stays in one group. Used by sl.steps.omniglot_recipe and bench/omniglot.py."""
 
     def __init__(self, labels, n_way: int, k_shot: int, n_query: int, n_episodes: int, groups=None, seed: int = 0):
         self.labels = as_labels(labels)
