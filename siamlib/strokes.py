@@ -26,15 +26,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from . import config
 from .check import _report, _run  # the same report and "your function raised" message as every self-check
-from .data.download import ChecksumError, DataNotFoundError, DownloadError, cached_arrays, check_md5, fetch, \
-    is_writable_dir
+from .data import omniglot
+from .data.download import ChecksumError, cached_arrays, check_md5
 
 __all__ = ["load_strokes", "resample", "render", "check_resample_stroke", "check_clip_loss", "check_recall_at_k"]
 
-#: md5 from the shared mirror's README; none is published for the other subsets, so nothing is verified for them.
-MD5: dict[str, str | None] = {"strokes_background_small1": "830eb54f8a9297820a4471fcc4f9d9bc"}
+MD5 = omniglot.MD5  # one table of published md5s for every Omniglot zip (none for the other stroke subsets)
 SUBSETS = ("background", "evaluation", "background_small1", "background_small2")
 IMAGE_SIZE = 105  # Omniglot's images are 105 x 105; the trajectories are in their pixel units
 
@@ -103,22 +101,7 @@ def parse_strokes(text: str, where: str) -> list[np.ndarray]:
 
 def find_zip(subset: str, root: str | os.PathLike | None = None, download: bool = True) -> Path:
     """``root/omniglot/strokes_<subset>.zip``, downloaded from the images' source folder if missing and allowed."""
-    name = f"strokes_{subset}"
-    folder = (Path(root) if root is not None else config.data_root()) / "omniglot"
-    dest, reasons, cause = folder / f"{name}.zip", [], None
-    if dest.is_file():
-        return dest
-    if not download:
-        reasons.append("No download was tried (download=False).")
-    elif not is_writable_dir(folder):
-        reasons.append(f"No download was tried: {folder} is read-only.")
-    else:
-        try:
-            return fetch([m + dest.name for m in config.mirrors("omniglot")], dest, MD5.get(name))
-        except DownloadError as err:
-            reasons.append(f"Download failed: {err}")
-            cause = err
-    raise DataNotFoundError(f"Omniglot file {dest.name} not found in {folder}.", reasons, cause)
+    return omniglot.find_zip(f"strokes_{subset}", root, download)
 
 
 def _decode(path: Path, name: str) -> dict:

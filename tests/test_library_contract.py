@@ -53,9 +53,10 @@ def test_every_exported_name_is_used_by_a_lesson_or_a_bench():
 # library stands now; lower them as it shrinks, never raise them without saying why here. Raised twice, both in
 # issue 9/14's session: sl.check grew 48 lines to reject more wrong answers (a detached or hard-coded-margin
 # triplet loss), and sl.steps.omniglot_recipe (56 lines) became lesson 06's and bench/omniglot.py's ONE recipe
-# (issue 14 asks for one function, not two copies); the export cut of issue 8 paid for part of it.
+# (issue 14 asks for one function, not two copies); the export cut of issue 8 paid for part of it. +1: the
+# strokes zip's md5 joined sl.data.omniglot's table when sl.strokes stopped repeating find_zip.
 MAX_EXPORTS = 62
-MAX_CORE_LINES = 2585
+MAX_CORE_LINES = 2586
 NEW_LESSON_MODULES = ("ordered", "selfsup", "strokes", "wasserstein")
 
 

@@ -25,6 +25,7 @@ MD5: dict[str, str | None] = {
     "images_background_small1": "e704a628b5459e08445c13499850abc4",
     "images_background_small2": None,
     "all_runs": "e8996daecdf12afeeb4a53a179f06b19",
+    "strokes_background_small1": "830eb54f8a9297820a4471fcc4f9d9bc",  # the pen strokes, sl.strokes (lesson 09)
 }
 SUBSETS = ("background", "evaluation", "background_small1", "background_small2")
 
