@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -30,7 +30,8 @@ from .check import _report, _run  # the same report and "your function raised" m
 from .data import omniglot
 from .data.download import ChecksumError, cached_arrays, check_md5
 
-__all__ = ["load_strokes", "resample", "render", "check_resample_stroke", "check_clip_loss", "check_recall_at_k"]
+__all__ = ["load_strokes", "resample", "render", "recall_both_ways", "check_resample_stroke", "check_clip_loss",
+           "check_recall_at_k"]
 
 MD5 = omniglot.MD5  # one table of published md5s for every Omniglot zip (none for the other stroke subsets)
 SUBSETS = ("background", "evaluation", "background_small1", "background_small2")
@@ -210,6 +211,25 @@ def render(drawing, size: int | None = None, width: float = 4.0) -> np.ndarray:
     return np.asarray(canvas, dtype=np.uint8)
 
 
+# --------------------------------------------------------------------- cross-modal retrieval
+def recall_both_ways(sim, ks: Sequence[int] = (1, 5)) -> torch.Tensor:
+    """R@k of a (Q, Q) cross-modal similarity matrix (higher = closer) whose right answer for query i is item i.
+
+    Returns a (2 * len(ks),) tensor: R@k for each k with the rows as queries (e.g. trajectory -> image), then with
+    the columns as queries (image -> trajectory). The right answer's rank is the number of items scoring strictly
+    higher, so ties favour it. Derived in notebooks/09_pseudo_siamese_strokes.ipynb.
+    """
+    sim = torch.as_tensor(sim)
+    if sim.dim() != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] == 0:
+        raise ValueError(f"sim must be a non-empty square (Q, Q) matrix, query i's right answer at column i; got "
+                         f"shape {tuple(sim.shape)}. Pass z_queries @ z_gallery.T for matched rows.")
+    if not torch.isfinite(sim).all():
+        raise ValueError("sim holds nan or inf: check the embeddings (a diverged model?) before scoring them.")
+    truth = sim.diag()[:, None]  # (Q, 1)
+    ranks = [(sim > truth).sum(1), (sim.T > truth).sum(1)]  # (Q,) each: rows as queries, columns as queries
+    return torch.tensor([(r < k).double().mean().item() for r in ranks for k in ks], dtype=torch.float64)
+
+
 # --------------------------------------------------------------------- exercise self-checks
 def _reference_resample_stroke(points: torch.Tensor, m: int) -> torch.Tensor:
     out = resample([points.numpy()], m)[:, :2]
@@ -219,7 +239,7 @@ def _reference_resample_stroke(points: torch.Tensor, m: int) -> torch.Tensor:
 def check_resample_stroke(fn: Callable) -> bool:
     """Self-check for the exercise "resample one stroke by arc length".
 
-    ``fn(points, m)`` with ``points`` (n, 2) float64 (x, y along one stroke) must return (m, 2): ``m`` points
+    ``fn(points, m)`` with ``points`` an (n, 2) float64 NumPy array (x, y along one stroke) must return (m, 2): ``m`` points
     equally spaced along the stroke's length, the first and last points of the stroke included.
     Derived in notebooks/09_pseudo_siamese_strokes.ipynb.
     """
@@ -228,7 +248,7 @@ def check_resample_stroke(fn: Callable) -> bool:
     g = torch.Generator().manual_seed(9)
     wiggle = torch.cumsum(torch.rand(12, 2, generator=g, dtype=torch.float64) * 3 - 1, dim=0)  # (12, 2)
     for name, pts, m in [("an L-shaped stroke", ell, 5), ("a random 12-point stroke", wiggle, 17)]:
-        out, error = _run(fn, (pts.clone(), m), f"fn(points, m) with points {tuple(pts.shape)} and m={m}")
+        out, error = _run(fn, (pts.numpy().copy(), m), f"fn(points, m) with points a {tuple(pts.shape)} array and m={m}")
         if error:
             return _report(False, error)
         if not torch.is_tensor(out) and not isinstance(out, np.ndarray):
@@ -248,7 +268,7 @@ def check_resample_stroke(fn: Callable) -> bool:
             return _report(False, f"on {name}: x and y are swapped.")
         if not torch.allclose(out[0], pts[0]) or not torch.allclose(out[-1], pts[-1]):
             return _report(False, f"on {name}: the first and last points must be the stroke's own ends; got "
-                                  f"{out[0].tolist()} and {out[-1].tolist()} (use np.linspace(0, L, m), which "
+                                  f"{out[0].tolist()} and {out[-1].tolist()} (use np.linspace(0, total_length, m), which "
                                   "includes both ends).")
         return _report(False, f"on {name}: max error {float((out - want).abs().max()):.3g} against points equally "
                               "spaced along the stroke's length.")

@@ -211,20 +211,20 @@ def test_render_draws_where_the_points_are():
 
 # --------------------------------------------------------------------- self-checks reject wrong answers
 def _resample_ok(points, m):
-    p = points.numpy()
+    p = np.asarray(points, dtype=float)
     s = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
     u = np.linspace(0, s[-1], m)
     return torch.from_numpy(np.stack([np.interp(u, s, p[:, 0]), np.interp(u, s, p[:, 1])], 1))
 
 
 def _resample_by_index(points, m):
-    p = points.numpy()
+    p = np.asarray(points, dtype=float)
     u = np.linspace(0, len(p) - 1, m)
     return torch.from_numpy(np.stack([np.interp(u, np.arange(len(p)), p[:, c]) for c in (0, 1)], 1))
 
 
 def _resample_no_end(points, m):
-    p = points.numpy()
+    p = np.asarray(points, dtype=float)
     s = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
     u = np.arange(m) * s[-1] / m
     return torch.from_numpy(np.stack([np.interp(u, s, p[:, 0]), np.interp(u, s, p[:, 1])], 1))
@@ -283,3 +283,16 @@ def _recall_ok(sim, k):
 def test_check_recall_at_k(fn, expect, capsys):
     assert sl.strokes.check_recall_at_k(fn) is (expect == "✅")
     assert expect in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------- cross-modal recall
+def test_recall_both_ways_counts_rows_and_columns_separately():
+    sim = torch.tensor([[0.9, 0.1, 0.0],    # row 0: own item first
+                        [0.95, 0.5, 0.0],   # row 1: own item second; column 0 has 0.95 above its own 0.9
+                        [0.0, 0.6, 0.7]])   # row 2: own item first; column 1: 0.6 above its own 0.5
+    out = sl.strokes.recall_both_ways(sim, ks=(1, 2))
+    torch.testing.assert_close(out, torch.tensor([2 / 3, 1.0, 1 / 3, 1.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="square"):
+        sl.strokes.recall_both_ways(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="nan"):
+        sl.strokes.recall_both_ways(torch.full((2, 2), float("nan")))
