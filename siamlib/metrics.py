@@ -9,8 +9,8 @@ import torch
 from .data import EpisodeSampler
 from .distances import pairwise_distances
 
-__all__ = ["roc_auc", "best_threshold", "verification_accuracy", "precision_at_1", "retrieval_metrics",
-           "episode_accuracy", "lake_errors", "LAKE_PUBLISHED", "lake_table"]
+__all__ = ["roc_auc", "best_threshold", "precision_at_1", "retrieval_metrics",
+           "episode_accuracy", "lake_errors", "lake_table"]
 
 
 def _finite(x, name: str) -> torch.Tensor:
@@ -41,12 +41,6 @@ def roc_auc(dist, dissimilar) -> float:
     if y.min() == y.max():
         raise ValueError("roc_auc needs both similar (0) and dissimilar (1) pairs.")
     return float(roc_auc_score(y, d))
-
-
-def verification_accuracy(dist, dissimilar, threshold: float) -> float:
-    """Accuracy of "dissimilar iff dist > threshold". Derived in notebooks/04_train_mnist.ipynb."""
-    d, y = _pairs(dist, dissimilar)
-    return float(((d > threshold) == (y == 1)).mean())
 
 
 def best_threshold(dist, dissimilar) -> float:
@@ -135,7 +129,7 @@ def lake_errors(embed_fn: Callable, runs: Sequence, dist_fn: Callable | None = N
 
 
 #: Published one-shot error % on Lake's 20 runs (Lake, Salakhutdinov & Tenenbaum 2015, Science).
-LAKE_PUBLISHED: dict[str, float] = {
+_LAKE_PUBLISHED: dict[str, float] = {
     "People": 4.5, "Bayesian Program Learning (BPL)": 3.3, "Koch et al. Siamese convnet": 8.0,
     "Deep convnet": 13.5, "Hierarchical Deep": 34.8, "Modified Hausdorff distance": 38.8,
     "BPL, minimal training (background small 1)": 4.3, "Deep convnet, minimal training (background small 1)": 24.0,
@@ -144,7 +138,7 @@ LAKE_PUBLISHED: dict[str, float] = {
 
 def lake_table(ours: dict[str, float]) -> str:
     """Our errors (``{name: error %}``) beside the published ones, as text. Used in 06_omniglot_one_shot.ipynb."""
-    rows = [(n, e, "published") for n, e in LAKE_PUBLISHED.items()] + [(n, e, "this kit") for n, e in ours.items()]
+    rows = [(n, e, "published") for n, e in _LAKE_PUBLISHED.items()] + [(n, e, "this kit") for n, e in ours.items()]
     rows.sort(key=lambda r: r[1])
     width = max(len(r[0]) for r in rows)
     lines = [f"{'method':<{width}}  error %  source", "-" * (width + 19)]

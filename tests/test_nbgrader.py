@@ -104,7 +104,7 @@ KNOWN_SOLUTIONS = {
     "03_triplet_loss": ["return int(((sizes - 1) * (len(labels) - sizes)).sum())",
                         "return torch.clamp(d_ap - d_an + margin, min=0).mean()"],
     "04_train_mnist": ["precision_at_i = rel.cumsum(0) / torch.arange(1, R + 1)",
-                       "t_test = sl.metrics.best_threshold(d_test, y_test)"],
+                       "flattering = accuracy_at(d_test, y_test, t_test)"],
     "05_explore_embeddings": ["shared = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(nn_high, nn_low)]",
                               'dist = dist.masked_fill(labels[:, None] == labels[None, :], float("inf"))'],
     "06_omniglot_one_shot": ["prediction = torch.cdist(test_emb, train_emb).argmin(dim=1)",
