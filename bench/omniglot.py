@@ -66,11 +66,44 @@ def val_error(model, kind, held, device, n_episodes):
     return 100.0 * wrong / (20 * n_episodes)
 
 
+def run_seed(seed, args, levers, data=None):
+    """Train one seed with the recipe and score it (``data``: (train, held, runs), loaded here when None)."""
+    if data is None:  # a worker process of --jobs: one thread, its own copy of the data
+        torch.set_num_threads(1)
+        data = load(args)
+    train, held, runs = data
+    device = sl.train.get_device()
+    sl.train.seed_everything(seed)
+    model = sl.models.SiameseNet(sl.models.OmniglotEncoder(emb_dim=128, normalize=False, width=args.width),
+                                 head="distance" if args.model == "proto" else "koch")
+    history = sl.steps.omniglot_recipe(
+        model, train, steps=args.steps, max_seconds=None if args.steps else args.minutes * 60, seed=seed,
+        device=device, **levers)
+    r = {"seed": seed, "steps": len(history), "train_s": round(history.train_s, 1)}
+    if args.val:
+        r["val_error_pct"] = round(val_error(model, args.model, held, device, args.episodes), 2)
+    else:
+        embed_fn, dist_fn = scorer(model, args.model, device)
+        per_run = sl.metrics.lake_errors(embed_fn, runs, dist_fn)
+        r["lake_error_pct"], r["per_run"] = round(statistics.fmean(per_run), 2), per_run
+    print(json.dumps({k: v for k, v in r.items() if k != "per_run"}), flush=True)
+    return r
+
+
+def load(args):
+    """(train, held, runs): the background set (split with --val) and Lake's runs (None with --val)."""
+    ds = sl.data.load_omniglot(args.subset, size=args.size, download=args.download)
+    train, held = split_characters(ds) if args.val else (ds, None)
+    return train, held, None if args.val else sl.data.load_lake_runs(size=args.size, download=args.download)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=15.0, help="training budget per seed (training time only)")
     ap.add_argument("--steps", type=int, default=None, help="a step budget instead of --minutes")
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0..n-1, one after the other; the median is reported")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="train the seeds in this many parallel processes, one thread each (2 on a 2-core CPU)")
     ap.add_argument("--model", default="proto", choices=("proto", "koch"))
     ap.add_argument("--val", action="store_true", help="hold out background characters; report their episode error")
     ap.add_argument("--subset", default="background_small1",
@@ -89,9 +122,7 @@ def main():
     args = ap.parse_args()
 
     device = sl.train.get_device()
-    ds = sl.data.load_omniglot(args.subset, size=args.size, download=args.download)
-    train, held = split_characters(ds) if args.val else (ds, None)
-    runs = None if args.val else sl.data.load_lake_runs(size=args.size, download=args.download)
+    train, held, runs = load(args)
     budget = f"{args.steps} steps" if args.steps else f"{args.minutes:g} min"
     load_start = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
     print(f"Omniglot one-shot bench ({args.model}): train on {args.subset} ({len(train):,} images, "
@@ -102,23 +133,12 @@ def main():
     levers = dict(n_way=args.n_way, n_query=args.n_query, lr=args.lr,
                   rotations=not args.no_rotations, distort=not args.no_distort, within=args.within,
                   koch_share=args.koch_share)
-    results = []
-    for seed in range(args.seeds):
-        sl.train.seed_everything(seed)
-        model = sl.models.SiameseNet(sl.models.OmniglotEncoder(emb_dim=128, normalize=False, width=args.width),
-                                     head="distance" if args.model == "proto" else "koch")
-        history = sl.steps.omniglot_recipe(
-            model, train, steps=args.steps, max_seconds=None if args.steps else args.minutes * 60, seed=seed,
-            device=device, **levers)
-        r = {"seed": seed, "steps": len(history), "train_s": round(history.train_s, 1)}
-        if args.val:
-            r["val_error_pct"] = round(val_error(model, args.model, held, device, args.episodes), 2)
-        else:
-            embed_fn, dist_fn = scorer(model, args.model, device)
-            per_run = sl.metrics.lake_errors(embed_fn, runs, dist_fn)
-            r["lake_error_pct"], r["per_run"] = round(statistics.fmean(per_run), 2), per_run
-        results.append(r)
-        print(json.dumps({k: v for k, v in r.items() if k != "per_run"}), flush=True)
+    if args.jobs > 1:  # seeds in parallel processes, one thread each (spawn: each loads its own data)
+        import multiprocessing
+        with multiprocessing.get_context("spawn").Pool(min(args.jobs, args.seeds)) as pool:
+            results = pool.starmap(run_seed, [(seed, args, levers) for seed in range(args.seeds)])
+    else:
+        results = [run_seed(seed, args, levers, (train, held, runs)) for seed in range(args.seeds)]
     key = "val_error_pct" if args.val else "lake_error_pct"
     if not args.val:
         print(sl.metrics.lake_table({f"this kit: {args.model} (median of {args.seeds} seeds, {budget})":

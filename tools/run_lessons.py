@@ -48,8 +48,10 @@ def clean(nb) -> list[str]:
 
 
 def set_header(nb, minutes: float) -> None:
-    line = (f"**Full run:** {minutes:.1f} min on a 2-core CPU (measured on a shared, busy machine; no GPU measured yet); "
-            "CI runs it in quick mode (`SIAMLIB_QUICK=1`).")
+    threads = os.environ.get("OMP_NUM_THREADS", "all")
+    load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+    line = (f"**Full run:** {minutes:.1f} min on a 2-core CPU ({threads} thread(s); a shared machine, load average "
+            f"{load} at the end; no GPU measured yet); CI runs it in quick mode (`SIAMLIB_QUICK=1`).")
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     first.source = HEADER.sub(line, first.source) if HEADER.search(first.source) else first.source + "\n\n" + line
 
