@@ -1,8 +1,6 @@
-"""The embedding explorer: scrub training snapshots, pick a point, see its neighbours.
-
-Each update moves the matplotlib artists in place and encodes a PNG (Agg, no pyplot) into an ``ipywidgets.Image``;
-projections are cached, so a slider move never recomputes one. Derived in notebooks/05_explore_embeddings.ipynb.
-"""
+"""The embedding explorer: scrub training snapshots, pick a point, see its neighbours. Each update moves the
+artists in place and sends a PNG (Agg, no pyplot) to an ``ipywidgets.Image``. Derived in
+notebooks/05_explore_embeddings.ipynb."""
 from __future__ import annotations
 
 import base64
@@ -23,10 +21,8 @@ class Explorer:
     """Interactive view of ``embeddings`` (S, N, D), one per snapshot, with ``labels`` (N,) and ``images`` (N, H, W).
 
     Shows ``k`` neighbours, searched in the embedding (never in 2-D); ``margin`` starts the margin slider (default:
-    10% of random pairs lie inside it). The widgets call the ``set_*``, ``select`` and ``on_click`` methods; so can
-    code. Without a widget front end (nbval, GitHub) the cell shows a static PNG.
-    Derived in notebooks/05_explore_embeddings.ipynb.
-    """
+    10% of random pairs lie inside it); projections are cached, so a slider move never recomputes one. Without a
+    widget front end (nbval, GitHub) the cell shows a static PNG. Derived in notebooks/05_explore_embeddings.ipynb."""
 
     max_highlight = 200  # ring at most this many active negatives (the nearest ones)
 
@@ -44,7 +40,6 @@ class Explorer:
         _check(str(method).lower() in METHODS, f"method={method!r}: methods must come from {METHODS}.")
         _check(1 <= k < N, f"k={k}; expected 1 <= k < N={N} neighbours.")
         _check(len(self.snapshot_names) == S, f"snapshot_names has {len(self.snapshot_names)} names for {S} snapshots.")
-        _check(0 <= self.snapshot < S, f"snapshot={snapshot} out of range for {S} snapshots.")
         self.class_names, self.k, self.method, self.index = class_names, k, str(method).lower(), 0
         self.active_mode, self.color_by_label, self._widget = "pairs", True, None
         i, j = np.random.default_rng(0).integers(0, N, (2, 2000))  # 2,000 random pairs set the distance scale
@@ -105,16 +100,6 @@ class Explorer:
         self.ax.update_datalim(pts)
         self.ax.autoscale_view()
         self.ax.set_title(f"{self.method.upper()} of {self.snapshot_names[self.snapshot]} ({len(pts)} points)")
-
-    def point_offsets(self) -> np.ndarray:
-        """(N, 2) positions of the drawn points, in input order (read back from the artists)."""
-        out = np.empty((len(self.labels), 2))
-        out[np.concatenate(self._class_idx)] = np.concatenate([c.get_offsets() for c in self._point_colls])
-        return out
-
-    def point_colors(self) -> np.ndarray:
-        """(N, 4) face colours of the drawn points (collection c holds the points of class code c)."""
-        return np.concatenate([c.get_facecolors()[:1] for c in self._point_colls])[self._codes]
 
     def _distances(self) -> np.ndarray:
         """(N,) distances from the selected point to every point, in the embedding."""
@@ -204,15 +189,10 @@ class Explorer:
         """Colour the points by label (True) or all grey (False)."""
         self._apply("color_by_label", bool(on), "_color_cb", points=True, strip=False)
 
-    def on_click(self, event) -> None:
-        """Select the point drawn nearest a click, within 12 pixels. ``event``: a matplotlib event
-        (``xdata``, ``ydata``) or an ipyevents dict (``arrayX``, ``arrayY``: pixels from the top left)."""
-        if isinstance(event, dict) and "arrayX" in event:
-            xy = (event["arrayX"], self.fig.bbox.height - event["arrayY"])  # pixels from the bottom left
-        elif not isinstance(event, dict) and getattr(event, "inaxes", self.ax) is self.ax and event.xdata is not None:
-            xy = self.ax.transData.transform([[event.xdata, event.ydata]])[0]
-        else:
-            return
+    def on_click(self, event: dict) -> None:
+        """Select the point drawn nearest an ipyevents click (``arrayX``, ``arrayY``: pixels from the top left),
+        within 12 pixels."""
+        xy = (event["arrayX"], self.fig.bbox.height - event["arrayY"])  # pixels from the bottom left
         px = np.hypot(*(self.ax.transData.transform(self.projection.points) - xy).T)  # (N,) pixels away
         if px.min() <= 12.0:
             self.select(int(np.argmin(px)))
