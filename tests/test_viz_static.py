@@ -73,8 +73,8 @@ def test_training_curves_plots_each_series():
     assert [ln.get_label() for ln in ax.lines] == ["train_loss", "val_loss"]
     np.testing.assert_allclose(ax.lines[1].get_ydata(), hist["val_loss"])
     np.testing.assert_allclose(ax.lines[1].get_xdata(), [1, 2, 3])
-    with pytest.raises(ValueError, match="no numeric series \\['acc'\\]"):
-        sl.viz.training_curves(hist, keys=["acc"])
+    with pytest.raises(ValueError, match="no numeric series"):
+        sl.viz.training_curves({"note": "x", "empty": []})
 
 
 def test_training_curves_takes_the_projects_history():

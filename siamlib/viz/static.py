@@ -1,8 +1,5 @@
-"""Static plots: arrays in (numpy or torch), never models; ``ax=None`` → the Axes drawn on.
-
-Bad arguments fail early with a ``ValueError`` that says what to do. As in ``sl.metrics``,
-``dissimilar = 1`` (Hadsell et al.'s Y) marks a pair of different classes.
-"""
+"""Static plots: arrays in (numpy or torch), never models; ``ax=None`` → the Axes drawn on. As in ``sl.metrics``,
+``dissimilar = 1`` (Hadsell et al.'s Y) marks a pair of different classes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -70,18 +67,15 @@ def scatter(points2d, labels=None, ax=None, *, s: float | None = None, alpha: fl
     Used in notebooks/05_explore_embeddings.ipynb and 08_ordered_and_intransitive_pairs.ipynb."""
     (pts, colors), ax = _points(points2d, labels), _new_ax(ax)
     size = s or float(np.clip(2000.0 / max(len(pts), 1), 2.0, 30.0))
-    if colors is None:
-        ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=alpha, color="tab:blue", linewidths=0)
-    else:
-        codes, classes, rgba = colors
-        ax.scatter(pts[:, 0], pts[:, 1], c=rgba[codes], s=size, alpha=alpha, linewidths=0)
-        if legend or (legend is None and len(classes) <= 20):
-            from matplotlib.lines import Line2D
-            handles = [Line2D([], [], marker="o", ls="", color=col, label=str(c if class_names is None else
-                                                                              class_names[int(c)]))
-                       for c, col in zip(classes, rgba)]
-            ax.legend(handles=handles, title="label", fontsize="small", loc="center left",
-                      bbox_to_anchor=(1.0, 0.5), frameon=False)
+    codes, classes, rgba = colors or (None, [], None)
+    ax.scatter(pts[:, 0], pts[:, 1], c="tab:blue" if colors is None else rgba[codes], s=size, alpha=alpha,
+               linewidths=0)
+    if colors is not None and (legend or (legend is None and len(classes) <= 20)):
+        from matplotlib.lines import Line2D
+        names = classes if class_names is None else [class_names[int(c)] for c in classes]
+        handles = [Line2D([], [], marker="o", ls="", color=col, label=str(n)) for n, col in zip(names, rgba)]
+        ax.legend(handles=handles, title="label", fontsize="small", loc="center left",
+                  bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set(xlabel="component 1", ylabel="component 2", title=title or "")
     return ax
 
@@ -156,19 +150,17 @@ def distance_hist(dist, dissimilar, ax=None, *, bins: int = 50, title: str | Non
     return ax
 
 
-def training_curves(history, keys=None, ax=None, *, title: str | None = None):
-    """One line per numeric column of an ``sl.train.History`` or a dict ``name -> list``, against 1, 2, ...;
-    ``keys`` picks the columns. Used in notebooks/05_explore_embeddings.ipynb."""
+def training_curves(history, ax=None, *, title: str | None = None):
+    """One line per numeric column of an ``sl.train.History`` or a dict ``name -> list``, against 1, 2, ...
+    Used in notebooks/05_explore_embeddings.ipynb."""
     _check(isinstance(history, Mapping) or hasattr(history, "records"),  # a dict, or an sl.train.History
            f"history is a {type(history).__name__}; pass an sl.train.History or a dict of lists.")
     columns = {k: np.asarray(history[k]) for k in history.keys()}
     series = {k: v for k, v in columns.items() if k not in ("step", "epoch", "time_s")
               and v.ndim == 1 and len(v) > 0 and np.issubdtype(v.dtype, np.number)}
-    missing = [k for k in keys or [] if k not in series]
-    _check(bool(series) and not missing, f"history has no numeric series {missing or ''}; it has {sorted(series)}.")
+    _check(bool(series), f"history has no numeric series to plot; it has {sorted(columns)}.")
     ax = _new_ax(ax)
-    for k in keys or series:
-        v = series[k]
+    for k, v in series.items():
         ax.plot(np.arange(1, len(v) + 1), v, marker="o" if len(v) <= 30 else None, ms=3, label=k)
     ax.set(xlabel="step", ylabel="value", title=title or "")
     ax.legend(fontsize="small")
