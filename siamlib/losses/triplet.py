@@ -36,8 +36,6 @@ def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, mining: str = "b
     name = "mined_triplet_loss"
     if not isinstance(emb, torch.Tensor) or emb.dim() != 2 or not emb.dtype.is_floating_point:
         raise ValueError(f"{name}: emb must be a float tensor (B, D); got {getattr(emb, 'shape', emb)}.")
-    if len(emb) == 0:
-        raise ValueError(f"{name}: got an empty batch (B = 0); pass at least one embedding.")
     if not isinstance(labels, torch.Tensor) or labels.shape != (len(emb),):
         raise ValueError(f"{name}: labels must be a tensor of shape ({len(emb)},), one class per row of emb; "
                          f"got {getattr(labels, 'shape', labels)}.")
