@@ -54,6 +54,6 @@ def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, mining: str = "b
     a, p, n = MINERS[mining](labels, dist.detach(), *args)  # (T,) each
     losses = _hinge(dist[a, p] - dist[a, n] + margin, soft)  # (T,)
     n_active = int((losses > 0).sum())
-    stats = _mining.MiningStats(mining, _mining.count_valid_triplets(labels), len(a), n_active)
+    stats = _mining.MiningStats(_mining.count_valid_triplets(labels), len(a), n_active)
     denom = {"mean_active": n_active, "mean": len(a), "sum": 1}[reduction]
     return (losses.sum() / denom if denom else (emb * 0.0).sum()), stats
