@@ -81,14 +81,6 @@ class History:
         window = max(1, min(window, len(values)))
         return np.convolve(values, np.ones(window) / window, mode="valid")
 
-    def stop(self, reason: str) -> None:
-        self.interrupted, self.stop_reason = True, reason
-
-
-def _checkpoint_path(name: str) -> Path:
-    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``: quick and full runs never share a checkpoint."""
-    return config.cache_dir() / "checkpoints" / f"{name}-{'quick' if config.is_quick() else 'full'}.pt"
-
 
 def _check_writable(path: Path) -> None:
     """Fail before training, not after the first epoch, if ``path`` cannot be written."""
@@ -177,10 +169,10 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
                 history.records.append(record)
                 paused = time.perf_counter()
                 if callback is not None and callback(len(history), record) is True:
-                    history.stop("the callback asked to stop")
+                    history.interrupted, history.stop_reason = True, "the callback asked to stop"
                 start += time.perf_counter() - paused  # the callback's time (an evaluation) is not training
                 if not history.interrupted and max_seconds is not None and time.perf_counter() - start >= max_seconds:
-                    history.stop(f"time budget of {max_seconds:g} s reached")
+                    history.interrupted, history.stop_reason = True, f"time budget of {max_seconds:g} s reached"
                 if history.interrupted:
                     break
             if len(history) == n_before:
@@ -192,7 +184,7 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
             if path is not None:
                 _save(path, model, history, optimizer, finished=epoch + 1 == epochs)
     except KeyboardInterrupt:
-        history.stop("interrupted (KeyboardInterrupt)")
+        history.interrupted, history.stop_reason = True, "interrupted (KeyboardInterrupt)"
         print(f"Training interrupted after {len(history)} steps; the model and the history so far are kept.")
     history.train_s = time.perf_counter() - start
     if path is not None and history.interrupted:
@@ -205,7 +197,8 @@ def load_or_train(name: str | Path, train_fn: Callable[[], History], model: nn.M
     """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. ``name`` is a path ending in
     ``.pt``, or a short name kept as ``<cache>/checkpoints/<name>-quick.pt`` / ``-full.pt``. Derived in
     notebooks/04_train_mnist.ipynb."""
-    path = Path(name) if str(name).endswith(".pt") else _checkpoint_path(str(name))
+    mode = "quick" if config.is_quick() else "full"  # quick and full runs never share a checkpoint
+    path = Path(name) if str(name).endswith(".pt") else config.cache_dir() / "checkpoints" / f"{name}-{mode}.pt"
     if path.is_file():
         state = _read(path)
         if state["finished"]:
