@@ -122,7 +122,7 @@ def test_projection_dropdown_and_colour_toggle(explorer):
 
 def test_click_selects_the_nearest_drawn_point(explorer):
     pts = explorer.projection.points
-    explorer.render()  # lay out the axes so data -> pixel transforms are final
+    explorer._png(explorer.fig)  # lay out the axes so data -> pixel transforms are final
     x_px, y_px = explorer.ax.transData.transform(pts[33:34])[0]
     h = explorer.fig.bbox.height
     explorer.on_click({"type": "click", "arrayX": x_px + 1, "arrayY": h - y_px})  # ipyevents: y from the top
@@ -144,8 +144,7 @@ def test_omniglot_sized_images_and_many_classes():
     images = np.zeros((80, 105, 105), np.uint8)
     ex = sl.viz.Explorer(emb, labels, images, method="pca", k=3)
     assert ex._strip_imgs[0].get_array().shape == (105, 105)
-    scatter_png, strip_png = ex.render()
-    assert Image.open(io.BytesIO(strip_png)).size[0] > 0
+    assert Image.open(io.BytesIO(ex._png(ex.nfig))).size[0] > 0
 
 
 @pytest.mark.parametrize("kwargs, msg", [

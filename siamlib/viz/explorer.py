@@ -202,10 +202,6 @@ class Explorer:
         fig.canvas.print_png(buf := io.BytesIO(), pil_kwargs={"compress_level": 1})  # fast, larger PNGs
         return buf.getvalue()
 
-    def render(self) -> tuple[bytes, bytes]:
-        """Draw both figures now; their PNG bytes (scatter, neighbour strip)."""
-        return self._png(self.fig), self._png(self.nfig)
-
     @property
     def widget(self):
         """The ipywidgets box (built on first use)."""
@@ -251,7 +247,7 @@ class Explorer:
     def _repr_mimebundle_(self, include=None, exclude=None):
         """The widget for live front ends, plus a static PNG (scatter above strip) for the rest."""
         from PIL import Image
-        a, b = (Image.open(io.BytesIO(p)).convert("RGB") for p in self.render())
+        a, b = (Image.open(io.BytesIO(p)).convert("RGB") for p in (self._png(self.fig), self._png(self.nfig)))
         both = Image.new("RGB", (max(a.width, b.width), a.height + b.height), "white")
         both.paste(a)
         both.paste(b, (0, a.height))
