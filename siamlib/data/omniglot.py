@@ -41,13 +41,10 @@ def find_zip(name: str, root: str | os.PathLike | None = None, download: bool = 
     return dest
 
 
-def _resize_to(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    h, w = (size, size) if isinstance(size, int) else (int(s) for s in size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size must be a positive int or (height, width), got {size!r}.")
-    return h, w
+def _resize_to(size: int | None) -> tuple[int, int] | None:
+    if size is not None and (not isinstance(size, int) or size <= 0):
+        raise ValueError(f"size must be a positive int (pixels per side) or None for 105, got {size!r}.")
+    return None if size is None else (size, size)
 
 
 def _decode_png(data: bytes, hw: tuple[int, int] | None) -> np.ndarray:
