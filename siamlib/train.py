@@ -21,17 +21,15 @@ from .data import to_float
 __all__ = ["get_device", "seed_everything", "fit", "load_or_train", "embed"]
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """``SIAMLIB_DEVICE``, else ``prefer``, else cuda, mps or cpu. Derived in notebooks/04_train_mnist.ipynb."""
-    wanted = (os.environ.get("SIAMLIB_DEVICE", "").strip() or (prefer or "").strip()).lower()
+def get_device() -> torch.device:
+    """``SIAMLIB_DEVICE`` if set, else cuda, mps or cpu. Derived in notebooks/04_train_mnist.ipynb."""
+    wanted = os.environ.get("SIAMLIB_DEVICE", "").strip().lower()
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if not wanted:
         return torch.device(next(d for d, ok in available.items() if ok))
-    if wanted.split(":")[0] not in available:
-        raise ValueError(f"device {wanted!r} (SIAMLIB_DEVICE or prefer=) is not cpu, cuda or mps; "
-                         "unset SIAMLIB_DEVICE to choose automatically.")
-    if not available[wanted.split(":")[0]]:
-        raise ValueError(f"device {wanted!r} was asked for but is not available here; use SIAMLIB_DEVICE=cpu.")
+    if not available.get(wanted.split(":")[0], False):
+        raise ValueError(f"SIAMLIB_DEVICE={wanted!r} is not an available device here (cpu, cuda or mps); set it to "
+                         "cpu, or unset it to choose automatically.")
     return torch.device(wanted)
 
 
@@ -131,10 +129,9 @@ def _load(state: dict, path: Path, model: nn.Module, optimizer=None) -> History:
     return History([dict(r) for r in h["records"]], int(h["epochs_done"]), train_s=float(h["train_s"]))
 
 
-def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int], Iterable], *,
-        epochs: int = 1, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
-        device: torch.device | str | None = None, checkpoint: str | Path | None = None,
-        max_seconds: float | None = None, callback: Callable | None = None,
+def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int], Iterable], *, epochs: int = 1,
+        optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3, device: torch.device | str | None = None,
+        checkpoint: str | Path | None = None, max_seconds: float | None = None, callback: Callable | None = None,
         progress: bool = True, desc: str = "train") -> History:
     """Train: per batch ``loss, stats = loss_fn(model, batch)``, backward, step. ``batches``: an iterable or
     ``epoch -> iterable``; ``checkpoint``: saved each epoch and resumed if unfinished; ``callback(step, record)``
@@ -194,9 +191,8 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
 
 
 def load_or_train(name: str | Path, train_fn: Callable[[], History], model: nn.Module) -> History:
-    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. ``name`` is a path ending in
-    ``.pt``, or a short name kept as ``<cache>/checkpoints/<name>-quick.pt`` / ``-full.pt``. Derived in
-    notebooks/04_train_mnist.ipynb."""
+    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save; ``name``: a ``.pt`` path, or a short
+    name kept as ``<cache>/checkpoints/<name>-quick.pt`` / ``-full.pt``. Derived in notebooks/04_train_mnist.ipynb."""
     mode = "quick" if config.is_quick() else "full"  # quick and full runs never share a checkpoint
     path = Path(name) if str(name).endswith(".pt") else config.cache_dir() / "checkpoints" / f"{name}-{mode}.pt"
     if path.is_file():
