@@ -18,11 +18,9 @@ __all__ = ["Explorer"]
 
 
 class Explorer:
-    """Interactive view of ``embeddings`` (S, N, D), one per snapshot, with ``labels`` (N,) and ``images`` (N, H, W).
-
-    Shows ``k`` neighbours, searched in the embedding (never in 2-D); ``margin`` starts the margin slider (default:
-    10% of random pairs lie inside it); projections are cached, so a slider move never recomputes one. Without a
-    widget front end (nbval, GitHub) the cell shows a static PNG. Derived in notebooks/05_explore_embeddings.ipynb."""
+    """Interactive view of ``embeddings`` (S, N, D), one per snapshot, with ``labels`` (N,) and ``images`` (N, H, W):
+    ``k`` neighbours searched in the embedding (never in 2-D), ``margin`` the margin slider's start (default: 10% of
+    random pairs inside it); a static PNG without a widget front end. Derived in 05_explore_embeddings.ipynb."""
 
     max_highlight = 200  # ring at most this many active negatives (the nearest ones)
 
@@ -190,8 +188,7 @@ class Explorer:
         self._apply("color_by_label", bool(on), "_color_cb", points=True, strip=False)
 
     def on_click(self, event: dict) -> None:
-        """Select the point drawn nearest an ipyevents click (``arrayX``, ``arrayY``: pixels from the top left),
-        within 12 pixels."""
+        """Select the point drawn within 12 pixels of an ipyevents click (``arrayX``, ``arrayY``: from the top left)."""
         xy = (event["arrayX"], self.fig.bbox.height - event["arrayY"])  # pixels from the bottom left
         px = np.hypot(*(self.ax.transData.transform(self.projection.points) - xy).T)  # (N,) pixels away
         if px.min() <= 12.0:
@@ -211,6 +208,7 @@ class Explorer:
 
     def _build_widget(self) -> None:
         import ipywidgets as W
+        from ipyevents import Event
         S, N, _ = self.emb.shape
         self._method_dd = W.Dropdown(options=METHODS, value=self.method, description="projection")
         self._snap_slider = W.IntSlider(value=self.snapshot, min=0, max=S - 1, description="epoch",
@@ -231,15 +229,10 @@ class Explorer:
         self._scatter_img.add_class("siamlib-explorer-figure")
         self._strip_img = W.Image(format="png", value=self._png(self.nfig))
         self._info = W.HTML(self.info_html, layout=W.Layout(width="95%"))
-        try:  # a click on the scatter needs the optional ipyevents package
-            from ipyevents import Event
-            self._click = Event(source=self._scatter_img, watched_events=["click"])
-            self._click.on_dom_event(self.on_click)
-        except ImportError:
-            self._click = None
-        hint = "click a point or type its number" if self._click else "type a point number"
+        self._click = Event(source=self._scatter_img, watched_events=["click"])  # ipyevents: clicks on the PNG
+        self._click.on_dom_event(self.on_click)
         self._widget = W.VBox([W.HBox([self._method_dd, self._snap_slider, self._color_cb]),
-                               W.HBox([self._index_box, W.HTML(f"<i>&nbsp;{hint}</i>")]),
+                               W.HBox([self._index_box, W.HTML("<i>&nbsp;click a point or type its number</i>")]),
                                W.HBox([self._margin_slider, self._active_tb]),
                                self._scatter_img, self._strip_img, self._info])
         self._widget.add_class("siamlib-explorer")
