@@ -3,11 +3,9 @@
 read-only), ``SIAMLIB_CACHE`` decoded data and checkpoints, ``SIAMLIB_MIRROR`` a server laid out like the data root."""
 import os
 from pathlib import Path
-from typing import TypeVar
 
 __all__ = ["is_quick", "pick", "set_data_root"]
 
-T = TypeVar("T")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 #: The public download sources (the same as torchvision's; a test keeps them equal).
@@ -23,7 +21,7 @@ def is_quick() -> bool:
     return value in _TRUE
 
 
-def pick(full: T, quick: T) -> T:
+def pick(full, quick):
     """``quick`` in quick mode, else ``full``. Used in every lesson, from notebooks/01_twin_network.ipynb on."""
     return quick if is_quick() else full
 
