@@ -80,23 +80,19 @@ def scatter(points2d, labels=None, ax=None, *, s: float | None = None, alpha: fl
     return ax
 
 
-def image_scatter(points2d, images, ax=None, *, labels=None, max_images: int = 300, title: str | None = None):
-    """Thumbnails of ``max_images`` random images (N, H, W) at their 2-D positions (N, 2), the ink in the class
-    colour when ``labels`` are given. Used in notebooks/05_explore_embeddings.ipynb."""
+def image_scatter(points2d, images, ax=None, *, labels, max_images: int = 300, title: str | None = None):
+    """Thumbnails of ``max_images`` random images (N, H, W) at their 2-D positions (N, 2), the ink in the colour of
+    the class in ``labels`` (N,). Used in notebooks/05_explore_embeddings.ipynb."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-    (pts, colors), imgs = _points(points2d, labels), _as_images(images)
+    (pts, (codes, _, rgba)), imgs = _points(points2d, _np(labels, "labels")), _as_images(images)
     _check_len("points2d", pts, "images", imgs)
     _check(max_images >= 1, f"max_images={max_images}; expected at least 1.")
-    codes, _, rgba = colors or (None, None, None)
     ax = _new_ax(ax, figsize=(7, 6))
     idx = np.random.default_rng(0).permutation(len(pts))[:max_images]
     zoom = 0.6 * 28.0 / imgs.shape[-1]
     for i in idx:
-        if colors is None:
-            tile = OffsetImage(1.0 - imgs[i], cmap="gray", zoom=zoom)
-        else:  # RGBA: the class colour, opaque where the ink is
-            colour = np.broadcast_to(rgba[codes[i], :3], imgs[i].shape + (3,))  # (H, W, 3)
-            tile = OffsetImage(np.dstack([colour, imgs[i]]), zoom=zoom)
+        colour = np.broadcast_to(rgba[codes[i], :3], imgs[i].shape + (3,))  # (H, W, 3): the class colour
+        tile = OffsetImage(np.dstack([colour, imgs[i]]), zoom=zoom)  # RGBA, opaque where the ink is
         ax.add_artist(AnnotationBbox(tile, pts[i], frameon=False, pad=0.0))
     ax.update_datalim(pts[idx])
     ax.autoscale_view()
@@ -104,14 +100,13 @@ def image_scatter(points2d, images, ax=None, *, labels=None, max_images: int = 3
     return ax
 
 
-def pair_grid(images1, images2, ax=None, *, dissimilar=None, distances=None, max_pairs: int = 10,
-              title: str | None = None):
+def pair_grid(images1, images2, ax=None, *, dissimilar, distances=None, max_pairs: int = 10, title: str | None = None):
     """Pairs of images (N, H, W) as columns, ``images1`` on top, captioned "same"/"diff" from ``dissimilar`` (N,)
     and ``d=`` from ``distances`` (N,). Used in notebooks/01_twin_network.ipynb and 05_explore_embeddings.ipynb."""
     a, b = _as_images(images1, "images1"), _as_images(images2, "images2")
     _check_len("images1", a, "images2", b)
     _check(a.shape[1:] == b.shape[1:], f"images1 are {a.shape[1:]} but images2 are {b.shape[1:]}; pairs need one size.")
-    y = None if dissimilar is None else _np(dissimilar, "dissimilar").reshape(-1)
+    y = _np(dissimilar, "dissimilar").reshape(-1)
     d = None if distances is None else _np(distances, "distances").reshape(-1)
     for name, v in (("dissimilar", y), ("distances", d)):
         if v is not None:
@@ -124,10 +119,9 @@ def pair_grid(images1, images2, ax=None, *, dissimilar=None, distances=None, max
     ax.imshow(montage[:-pad, :-pad], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")  # NaN: blank
     ax.set(xticks=[], yticks=[])
     for k in range(n):
-        caption = ("" if y is None else "diff " if y[k] else "same ") + ("" if d is None else f"d={float(d[k]):.2f}")
-        if caption:
-            ax.text(k * (w + pad) + w / 2, -2, caption.strip(), ha="center", va="bottom", fontsize=7,
-                    color="black" if y is None else "tab:red" if y[k] else "tab:green")
+        caption = ("diff " if y[k] else "same ") + ("" if d is None else f"d={float(d[k]):.2f}")
+        ax.text(k * (w + pad) + w / 2, -2, caption.strip(), ha="center", va="bottom", fontsize=7,
+                color="tab:red" if y[k] else "tab:green")
     ax.set_title(title or "", pad=14)
     return ax
 
