@@ -1,7 +1,6 @@
 """Self-checks for the lessons' exercises: each runs a learner's function on small cases with known
 answers and prints ✅, or ❌ with *what* is wrong (a swapped label, a missing ½...), not just "wrong".
-Each returns True or False, so a notebook can ``assert`` it.
-"""
+Each returns True or False, so a notebook can ``assert`` it."""
 from __future__ import annotations
 
 from typing import Callable

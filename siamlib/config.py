@@ -3,11 +3,9 @@
 read-only), ``SIAMLIB_CACHE`` decoded data and checkpoints, ``SIAMLIB_MIRROR`` a server laid out like the data root."""
 import os
 from pathlib import Path
-from typing import TypeVar
 
 __all__ = ["is_quick", "pick", "set_data_root"]
 
-T = TypeVar("T")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 #: The public download sources (the same as torchvision's; a test keeps them equal).
@@ -23,7 +21,7 @@ def is_quick() -> bool:
     return value in _TRUE
 
 
-def pick(full: T, quick: T) -> T:
+def pick(full, quick):
     """``quick`` in quick mode, else ``full``. Used in every lesson, from notebooks/01_twin_network.ipynb on."""
     return quick if is_quick() else full
 
@@ -53,9 +51,7 @@ def mirrors(dataset: str) -> list[str]:
     own = os.environ.get("SIAMLIB_MIRROR", "").strip().rstrip("/")
     if dataset == "mnist":
         return [f"{own}/MNIST/raw/"] if own else list(MNIST_URLS)
-    if dataset == "omniglot":
-        return [f"{own}/omniglot/"] if own else [OMNIGLOT_URL]
-    raise ValueError(f"mirrors: dataset must be 'mnist' or 'omniglot'; got {dataset!r}.")
+    return [f"{own}/omniglot/"] if own else [OMNIGLOT_URL]
 
 
 def cache_dir() -> Path:
@@ -64,8 +60,3 @@ def cache_dir() -> Path:
     path = Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "siamlib"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def in_ci() -> bool:
-    """True under CI (``CI=true``): there a missing dataset is a failure, never a skip."""
-    return os.environ.get("CI", "").strip().lower() in _TRUE

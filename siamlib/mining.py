@@ -87,7 +87,6 @@ def batch_all(labels: torch.Tensor, dist: torch.Tensor, margin: float | None = N
 class MiningStats:
     """One mining step: ``n_valid`` triplets in the batch, ``n_triplets`` selected, ``n_active`` non-zero."""
 
-    mining: str
     n_valid: int
     n_triplets: int
     n_active: int

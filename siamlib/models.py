@@ -52,16 +52,15 @@ class SiameseNet(nn.Module):
     """One shared encoder (``embed``) and a head (``compare``): ``"distance"`` ``‖f(x1) − f(x2)‖``, or ``"koch"``, the
     logit ``w·|f(x1) − f(x2)| + b``. Derived in notebooks/01_twin_network.ipynb and 06_omniglot_one_shot.ipynb."""
 
-    def __init__(self, encoder: nn.Module, head: str = "distance", emb_dim: int | None = None):
+    def __init__(self, encoder: nn.Module, head: str = "distance"):
         super().__init__()
         if head not in ("distance", "koch"):
             raise ValueError(f"head must be 'distance' or 'koch'; got {head!r}.")
         self.encoder, self.head = encoder, head
         if head == "koch":
-            dim = emb_dim or getattr(encoder, "emb_dim", None)
-            if dim is None:
-                raise ValueError("head='koch' needs the embedding size: pass emb_dim=..., or an encoder with .emb_dim.")
-            self.koch = nn.Linear(dim, 1)
+            if not hasattr(encoder, "emb_dim"):
+                raise ValueError("head='koch' needs an encoder with .emb_dim (its embedding size), e.g. MnistEncoder.")
+            self.koch = nn.Linear(encoder.emb_dim, 1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The shared encoder: ``(B, 1, H, W) -> (B, D)``."""

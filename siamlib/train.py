@@ -21,17 +21,15 @@ from .data import to_float
 __all__ = ["get_device", "seed_everything", "fit", "load_or_train", "embed"]
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """``SIAMLIB_DEVICE``, else ``prefer``, else cuda, mps or cpu. Derived in notebooks/04_train_mnist.ipynb."""
-    wanted = (os.environ.get("SIAMLIB_DEVICE", "").strip() or (prefer or "").strip()).lower()
+def get_device() -> torch.device:
+    """``SIAMLIB_DEVICE`` if set, else cuda, mps or cpu. Derived in notebooks/04_train_mnist.ipynb."""
+    wanted = os.environ.get("SIAMLIB_DEVICE", "").strip().lower()
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if not wanted:
         return torch.device(next(d for d, ok in available.items() if ok))
-    if wanted.split(":")[0] not in available:
-        raise ValueError(f"device {wanted!r} (SIAMLIB_DEVICE or prefer=) is not cpu, cuda or mps; "
-                         "unset SIAMLIB_DEVICE to choose automatically.")
-    if not available[wanted.split(":")[0]]:
-        raise ValueError(f"device {wanted!r} was asked for but is not available here; use SIAMLIB_DEVICE=cpu.")
+    if not available.get(wanted.split(":")[0], False):
+        raise ValueError(f"SIAMLIB_DEVICE={wanted!r} is not an available device here (cpu, cuda or mps); set it to "
+                         "cpu, or unset it to choose automatically.")
     return torch.device(wanted)
 
 
@@ -80,14 +78,6 @@ class History:
         values = np.asarray(self[key], dtype=float)
         window = max(1, min(window, len(values)))
         return np.convolve(values, np.ones(window) / window, mode="valid")
-
-    def stop(self, reason: str) -> None:
-        self.interrupted, self.stop_reason = True, reason
-
-
-def _checkpoint_path(name: str) -> Path:
-    """``<cache>/checkpoints/<name>-quick.pt`` or ``-full.pt``: quick and full runs never share a checkpoint."""
-    return config.cache_dir() / "checkpoints" / f"{name}-{'quick' if config.is_quick() else 'full'}.pt"
 
 
 def _check_writable(path: Path) -> None:
@@ -139,10 +129,9 @@ def _load(state: dict, path: Path, model: nn.Module, optimizer=None) -> History:
     return History([dict(r) for r in h["records"]], int(h["epochs_done"]), train_s=float(h["train_s"]))
 
 
-def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int], Iterable], *,
-        epochs: int = 1, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
-        device: torch.device | str | None = None, checkpoint: str | Path | None = None,
-        max_seconds: float | None = None, callback: Callable | None = None,
+def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int], Iterable], *, epochs: int = 1,
+        optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3, device: torch.device | str | None = None,
+        checkpoint: str | Path | None = None, max_seconds: float | None = None, callback: Callable | None = None,
         progress: bool = True, desc: str = "train") -> History:
     """Train: per batch ``loss, stats = loss_fn(model, batch)``, backward, step. ``batches``: an iterable or
     ``epoch -> iterable``; ``checkpoint``: saved each epoch and resumed if unfinished; ``callback(step, record)``
@@ -177,10 +166,10 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
                 history.records.append(record)
                 paused = time.perf_counter()
                 if callback is not None and callback(len(history), record) is True:
-                    history.stop("the callback asked to stop")
+                    history.interrupted, history.stop_reason = True, "the callback asked to stop"
                 start += time.perf_counter() - paused  # the callback's time (an evaluation) is not training
                 if not history.interrupted and max_seconds is not None and time.perf_counter() - start >= max_seconds:
-                    history.stop(f"time budget of {max_seconds:g} s reached")
+                    history.interrupted, history.stop_reason = True, f"time budget of {max_seconds:g} s reached"
                 if history.interrupted:
                     break
             if len(history) == n_before:
@@ -192,7 +181,7 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
             if path is not None:
                 _save(path, model, history, optimizer, finished=epoch + 1 == epochs)
     except KeyboardInterrupt:
-        history.stop("interrupted (KeyboardInterrupt)")
+        history.interrupted, history.stop_reason = True, "interrupted (KeyboardInterrupt)"
         print(f"Training interrupted after {len(history)} steps; the model and the history so far are kept.")
     history.train_s = time.perf_counter() - start
     if path is not None and history.interrupted:
@@ -202,10 +191,10 @@ def fit(model: nn.Module, loss_fn: Callable, batches: Iterable | Callable[[int],
 
 
 def load_or_train(name: str | Path, train_fn: Callable[[], History], model: nn.Module) -> History:
-    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save. ``name`` is a path ending in
-    ``.pt``, or a short name kept as ``<cache>/checkpoints/<name>-quick.pt`` / ``-full.pt``. Derived in
-    notebooks/04_train_mnist.ipynb."""
-    path = Path(name) if str(name).endswith(".pt") else _checkpoint_path(str(name))
+    """Load ``model`` from a *finished* checkpoint, else ``train_fn()`` and save; ``name``: a ``.pt`` path, or a short
+    name kept as ``<cache>/checkpoints/<name>-quick.pt`` / ``-full.pt``. Derived in notebooks/04_train_mnist.ipynb."""
+    mode = "quick" if config.is_quick() else "full"  # quick and full runs never share a checkpoint
+    path = Path(name) if str(name).endswith(".pt") else config.cache_dir() / "checkpoints" / f"{name}-{mode}.pt"
     if path.is_file():
         state = _read(path)
         if state["finished"]:

@@ -111,7 +111,7 @@ class _Budget:
 
 def _require(ok: bool, msg: str) -> None:
     if not ok:
-        if config.in_ci():
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
             pytest.fail(msg + " (CI=true: a missing browser is a failure; .ci/run installs chromium with apt-get)")
         pytest.skip(msg)
 

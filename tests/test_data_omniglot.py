@@ -162,8 +162,8 @@ def test_mirror_lake_runs(mirror_root):
                 assert int(r.answers[t]) == c
                 assert np.array_equal(r.test_images[t].numpy(), _reference_decode(z.read(test_file)))
                 assert np.array_equal(r.train_images[c].numpy(), _reference_decode(z.read(train_file)))
-    small = sl.data.load_lake_runs(size=(35, 30))
-    assert small[0].train_images.shape == (20, 35, 30)
+    small = sl.data.load_lake_runs(size=35)
+    assert small[0].train_images.shape == (20, 35, 35)
 
 
 @pytest.mark.mirror

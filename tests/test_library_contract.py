@@ -54,9 +54,12 @@ def test_every_exported_name_is_used_by_a_lesson_or_a_bench():
 # issue 9/14's session: sl.check grew 48 lines to reject more wrong answers (a detached or hard-coded-margin
 # triplet loss), and sl.steps.omniglot_recipe (56 lines) became lesson 06's and bench/omniglot.py's ONE recipe
 # (issue 14 asks for one function, not two copies); the export cut of issue 8 paid for part of it. +1: the
-# strokes zip's md5 joined sl.data.omniglot's table when sl.strokes stopped repeating find_zip.
+# strokes zip's md5 joined sl.data.omniglot's table when sl.strokes stopped repeating find_zip. Lowered from 2,586 to
+# 2,484 in issue 8's "Size" pass: test-only hooks, options no lesson or bench passes, repeated checks and the two
+# copies of the download-or-say-why logic went (branch trim), and verification_accuracy (lesson 04 writes it as one
+# line), which meets issue 8's <= 2,500 lines and <= 60 names.
 MAX_EXPORTS = 60
-MAX_CORE_LINES = 2586
+MAX_CORE_LINES = 2484
 NEW_LESSON_MODULES = ("ordered", "selfsup", "strokes", "wasserstein")
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from siamlib import config
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.slow
 try:
     import nbgrader  # noqa: F401
 except ImportError:  # pragma: no cover - CI installs requirements-dev.txt
-    if config.in_ci():
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
         pytest.fail("nbgrader is not installed: pip install -r requirements-dev.txt", pytrace=False)
     pytest.skip("nbgrader is not installed (pip install -r requirements-dev.txt)", allow_module_level=True)
 

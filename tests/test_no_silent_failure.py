@@ -186,8 +186,8 @@ def test_training_curves_takes_the_project_history():
 
     matplotlib.use("Agg")
     h = sl.train.fit(tiny_model(), sl.steps.triplet_step(), pk_batches, device="cpu", progress=False)
-    ax = sl.viz.training_curves(h, keys=["loss", "frac_active"])
-    assert [line.get_label() for line in ax.get_lines()] == ["loss", "frac_active"]
+    ax = sl.viz.training_curves(h)
+    assert [line.get_label() for line in ax.get_lines()] == ["loss", "pos_dist", "neg_dist", "frac_active", "emb_norm"]
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), h["loss"])
 
 

@@ -59,16 +59,19 @@ def test_unknown_method_and_bad_shapes_fail_clearly():
         ProjectionCache(np.zeros((2, 3, 4, 5)))
 
 
-def test_cache_computes_each_snapshot_and_method_once():
+def test_cache_computes_each_snapshot_and_method_once(monkeypatch):
+    import siamlib.viz.projections as projections
+    calls, project = [], projections.project
+    monkeypatch.setattr(projections, "project", lambda *a: calls.append(a) or project(*a))
     embs = np.stack([_emb(seed=s) for s in range(3)])  # (S, N, D)
     cache = ProjectionCache(embs)
     first = cache.get(1, "pca")
-    assert cache.get(1, "pca") is first and cache.n_computed == 1
+    assert cache.get(1, "pca") is first and len(calls) == 1
     for s in range(3):
         cache.get(s, "pca")
-    assert cache.n_computed == 3
+    assert len(calls) == 3
     cache.get(0, "pca")
-    assert cache.n_computed == 3
+    assert len(calls) == 3
     np.testing.assert_allclose(cache.get(2, "pca").points, sl.viz.project(embs[2]).points)
 
 

@@ -102,6 +102,23 @@ def fetch(urls: list[str] | str, dest: str | os.PathLike, md5: str | None = None
         f"could not download {dest.name}; nothing was written. Tried: " + "; ".join(failures))
 
 
+def download_missing(files: dict[str, str | None], folder: Path, urls: list[str], download: bool):
+    """Fetch each file ``name -> md5`` into ``folder`` from the first of the ``urls`` prefixes that works; returns
+    why some may still be missing (the lines of a :class:`DataNotFoundError`) and the last failure."""
+    if not download:
+        return ["No download was tried (download=False)."], None
+    if not is_writable_dir(folder):
+        return [f"No download was tried: {folder} is read-only."], None
+    reasons, cause = [], None
+    for name, md5 in files.items():
+        try:
+            fetch([u + name for u in urls], folder / name, md5)
+        except DownloadError as err:
+            reasons.append(f"Download failed: {err}")
+            cause = err
+    return reasons, cause
+
+
 def cached_arrays(kind: str, name: str, source: Path, extra: str, decode) -> dict:
     """``decode()``'s arrays, cached atomically in ``cache_dir()/kind/name-<key>.npz``, the key changing with
     ``source``'s path, size and mtime and with ``extra``; a bad cache is decoded again."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import config
-from .download import DataNotFoundError, DownloadError, check_md5, fetch, is_writable_dir
+from .download import DataNotFoundError, check_md5, download_missing
 from .images import ImageSet
 
 #: torchvision's published md5 of each file (``torchvision.datasets.MNIST.resources``; a test keeps them equal).
@@ -73,30 +73,13 @@ def fallback_split(n: int = 10000, n_train: int = FALLBACK_N_TRAIN, seed: int = 
     return perm[:n_train].sort().values, perm[n_train:].sort().values
 
 
-def _download_missing(raw: Path, download: bool) -> tuple[list[str], Exception | None]:
-    """Try to download every missing file; return why nothing was (or what failed) and the last failure."""
-    if not download:
-        return ["No download was tried (download=False)."], None
-    if not is_writable_dir(raw):
-        return [f"No download was tried: {raw} is read-only."], None
-    reasons, cause = [], None
-    for split in ("train", "test"):
-        for name in (n for n in FILES[split] if _find(raw, n) is None):
-            try:
-                fetch([m + name for m in config.mirrors("mnist")], raw / name, MD5[name])
-            except DownloadError as err:
-                reasons.append(f"Download failed: {err}")
-                cause = err
-                break
-    return reasons, cause
-
-
 def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
     """MNIST "train" or "test" as an ImageSet of ``(N, 28, 28)`` uint8 images. Derived in 01_twin_network.ipynb."""
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     raw = (Path(root) if root is not None else config.data_root()) / "MNIST" / "raw"
-    reasons, cause = _download_missing(raw, download)
+    missing = {name: md5 for name, md5 in MD5.items() if _find(raw, name) is None}
+    reasons, cause = download_missing(missing, raw, config.mirrors("mnist"), download)
     if _present(raw, "train") and (split == "train" or _present(raw, "test")):
         images, labels = _read_split(raw, split)
         source = f"MNIST {split} split ({len(labels):,} images)"

@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import config
-from .download import ChecksumError, DataNotFoundError, DownloadError, cached_arrays, check_md5, fetch, is_writable_dir
+from .download import ChecksumError, DataNotFoundError, cached_arrays, check_md5, download_missing
 from .images import ImageSet
 
 #: Published md5s: torchvision's ``Omniglot.zips_md5`` (a test keeps them equal); small1 and all_runs from the
@@ -33,29 +33,18 @@ SUBSETS = ("background", "evaluation", "background_small1", "background_small2")
 def find_zip(name: str, root: str | os.PathLike | None = None, download: bool = True) -> Path:
     """Path of ``root/omniglot/<name>.zip``, downloaded if missing and allowed."""
     folder = (Path(root) if root is not None else config.data_root()) / "omniglot"
-    dest, reasons, cause = folder / f"{name}.zip", [], None
-    if dest.is_file():
-        return dest
-    if not download:
-        reasons.append("No download was tried (download=False).")
-    elif not is_writable_dir(folder):
-        reasons.append(f"No download was tried: {folder} is read-only.")
-    else:
-        try:
-            return fetch([m + dest.name for m in config.mirrors("omniglot")], dest, MD5.get(name))
-        except DownloadError as err:
-            reasons.append(f"Download failed: {err}")
-            cause = err
-    raise DataNotFoundError(f"Omniglot file {dest.name} not found in {folder}.", reasons, cause)
+    dest = folder / f"{name}.zip"
+    if not dest.is_file():
+        reasons, cause = download_missing({dest.name: MD5.get(name)}, folder, config.mirrors("omniglot"), download)
+        if reasons:
+            raise DataNotFoundError(f"Omniglot file {dest.name} not found in {folder}.", reasons, cause)
+    return dest
 
 
-def _resize_to(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    h, w = (size, size) if isinstance(size, int) else (int(s) for s in size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size must be a positive int or (height, width), got {size!r}.")
-    return h, w
+def _resize_to(size: int | None) -> tuple[int, int] | None:
+    if size is not None and (not isinstance(size, int) or size <= 0):
+        raise ValueError(f"size must be a positive int (pixels per side) or None for 105, got {size!r}.")
+    return None if size is None else (size, size)
 
 
 def _decode_png(data: bytes, hw: tuple[int, int] | None) -> np.ndarray:

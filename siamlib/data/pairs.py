@@ -54,15 +54,13 @@ class ByClass:
         return self.order[r + self.counts[c] * (r >= self.starts[c])]  # step over the anchor's class
 
 
-def make_pairs(labels, n_pairs: int, seed: int = 0, same_fraction: float = 0.5):
-    """``n_pairs`` seeded pairs ``(i, j, dissimilar)``, ``i != j``, ``round(n_pairs * same_fraction)`` same-class;
+def make_pairs(labels, n_pairs: int, seed: int = 0):
+    """``n_pairs`` seeded pairs ``(i, j, dissimilar)``, ``i != j``, ``round(n_pairs / 2)`` of them same-class;
     anchors uniform over the samples, partners within / outside their class. Derived in 01_twin_network.ipynb."""
     by = ByClass(labels)
     if int(n_pairs) != n_pairs or n_pairs < 0:
         raise ValueError(f"n_pairs must be a non-negative integer, got {n_pairs!r}.")
-    if not 0.0 <= same_fraction <= 1.0:
-        raise ValueError(f"same_fraction must be in [0, 1], got {same_fraction}.")
-    n_same = int(round(int(n_pairs) * same_fraction))
+    n_same = round(int(n_pairs) * 0.5)
     n_diff = int(n_pairs) - n_same
     rng = np.random.default_rng(int(seed))
     i_same = by.anchors(n_same, rng, True) if n_same else np.empty(0, dtype=np.int64)
@@ -79,11 +77,11 @@ def make_pairs(labels, n_pairs: int, seed: int = 0, same_fraction: float = 0.5):
 class PairDataset(Dataset):
     """Pairs from :func:`make_pairs` as ``(x1, x2, dissimilar)``, float images. Derived in 01_twin_network.ipynb."""
 
-    def __init__(self, images, labels, n_pairs: int, seed: int = 0, same_fraction: float = 0.5):
+    def __init__(self, images, labels, n_pairs: int, seed: int = 0):
         self.images, self.labels = torch.as_tensor(images), as_labels(labels)
         if len(self.images) != len(self.labels):
             raise ValueError(f"images and labels disagree: {len(self.images)} images, {len(self.labels)} labels.")
-        self.i, self.j, self.dissimilar = make_pairs(self.labels, n_pairs, seed=seed, same_fraction=same_fraction)
+        self.i, self.j, self.dissimilar = make_pairs(self.labels, n_pairs, seed=seed)
 
     def __len__(self) -> int:
         return len(self.i)

@@ -12,8 +12,7 @@ class PKSampler(Sampler[list[int]]):
     ``k``); ``n_batches`` defaults to ``len(labels) // (p * k)``. Derived in notebooks/03_triplet_loss.ipynb."""
 
     def __init__(self, labels, p: int, k: int, n_batches: int | None = None, seed: int = 0):
-        self.labels = as_labels(labels)
-        by = ByClass(self.labels)
+        by = ByClass(labels)  # checks the labels
         self.classes, self.counts = by.classes, by.counts
         self.members = [by.members(c) for c in range(len(by.classes))]
         if p < 1 or k < 1:
@@ -21,7 +20,7 @@ class PKSampler(Sampler[list[int]]):
         if p > len(self.classes):
             raise ValueError(f"p={p} classes per batch, but labels hold only {len(self.classes)} classes; lower p.")
         self.p, self.k = int(p), int(k)
-        self.n_batches = int(n_batches) if n_batches is not None else max(1, len(self.labels) // (self.p * self.k))
+        self.n_batches = int(n_batches) if n_batches is not None else max(1, by.n // (self.p * self.k))
         if self.n_batches < 1:
             raise ValueError(f"n_batches must be >= 1, got {n_batches}.")
         self.rng = np.random.default_rng(int(seed))

@@ -3,12 +3,12 @@ Derived in notebooks/02_contrastive_loss.ipynb (the classifier-style alternative
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_binary, check_reduction
+from ._checks import check_binary
 
 __all__ = ["koch_bce"]
 
 
-def koch_bce(logits: torch.Tensor, dissimilar: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def koch_bce(logits: torch.Tensor, dissimilar: torch.Tensor) -> torch.Tensor:
     """BCE of ``p(same) = sigmoid(logits)`` (finite for any logit). Derived in notebooks/02_contrastive_loss.ipynb."""
     if not isinstance(logits, torch.Tensor) or not logits.dtype.is_floating_point:
         raise ValueError("koch_bce: logits must be a float tensor of shape (B,); "
@@ -19,6 +19,5 @@ def koch_bce(logits: torch.Tensor, dissimilar: torch.Tensor, reduction: str = "m
                          f"got {tuple(logits.shape)}.")
     if logits.shape[0] == 0:
         raise ValueError("koch_bce: got an empty batch (B = 0); pass at least one pair.")
-    check_reduction("koch_bce", reduction)
     same = 1.0 - check_binary("koch_bce", dissimilar, logits.shape[0]).to(logits.device, logits.dtype)  # (B,)
-    return F.binary_cross_entropy_with_logits(logits, same, reduction=reduction)
+    return F.binary_cross_entropy_with_logits(logits, same)  # mean over the pairs

@@ -36,8 +36,6 @@ def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, mining: str = "b
     name = "mined_triplet_loss"
     if not isinstance(emb, torch.Tensor) or emb.dim() != 2 or not emb.dtype.is_floating_point:
         raise ValueError(f"{name}: emb must be a float tensor (B, D); got {getattr(emb, 'shape', emb)}.")
-    if len(emb) == 0:
-        raise ValueError(f"{name}: got an empty batch (B = 0); pass at least one embedding.")
     if not isinstance(labels, torch.Tensor) or labels.shape != (len(emb),):
         raise ValueError(f"{name}: labels must be a tensor of shape ({len(emb)},), one class per row of emb; "
                          f"got {getattr(labels, 'shape', labels)}.")
@@ -56,6 +54,6 @@ def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, mining: str = "b
     a, p, n = MINERS[mining](labels, dist.detach(), *args)  # (T,) each
     losses = _hinge(dist[a, p] - dist[a, n] + margin, soft)  # (T,)
     n_active = int((losses > 0).sum())
-    stats = _mining.MiningStats(mining, _mining.count_valid_triplets(labels), len(a), n_active)
+    stats = _mining.MiningStats(_mining.count_valid_triplets(labels), len(a), n_active)
     denom = {"mean_active": n_active, "mean": len(a), "sum": 1}[reduction]
     return (losses.sum() / denom if denom else (emb * 0.0).sum()), stats

@@ -1,8 +1,6 @@
-"""The embedding explorer: scrub training snapshots, pick a point, see its neighbours.
-
-Each update moves the matplotlib artists in place and encodes a PNG (Agg, no pyplot) into an ``ipywidgets.Image``;
-projections are cached, so a slider move never recomputes one. Derived in notebooks/05_explore_embeddings.ipynb.
-"""
+"""The embedding explorer: scrub training snapshots, pick a point, see its neighbours. Each update moves the
+artists in place and sends a PNG (Agg, no pyplot) to an ``ipywidgets.Image``. Derived in
+notebooks/05_explore_embeddings.ipynb."""
 from __future__ import annotations
 
 import base64
@@ -20,13 +18,9 @@ __all__ = ["Explorer"]
 
 
 class Explorer:
-    """Interactive view of ``embeddings`` (S, N, D), one per snapshot, with ``labels`` (N,) and ``images`` (N, H, W).
-
-    Shows ``k`` neighbours, searched in the embedding (never in 2-D); ``margin`` starts the margin slider (default:
-    10% of random pairs lie inside it). The widgets call the ``set_*``, ``select`` and ``on_click`` methods; so can
-    code. Without a widget front end (nbval, GitHub) the cell shows a static PNG.
-    Derived in notebooks/05_explore_embeddings.ipynb.
-    """
+    """Interactive view of ``embeddings`` (S, N, D), one per snapshot, with ``labels`` (N,) and ``images`` (N, H, W):
+    ``k`` neighbours searched in the embedding (never in 2-D), ``margin`` the margin slider's start (default: 10% of
+    random pairs inside it); a static PNG without a widget front end. Derived in 05_explore_embeddings.ipynb."""
 
     max_highlight = 200  # ring at most this many active negatives (the nearest ones)
 
@@ -44,7 +38,6 @@ class Explorer:
         _check(str(method).lower() in METHODS, f"method={method!r}: methods must come from {METHODS}.")
         _check(1 <= k < N, f"k={k}; expected 1 <= k < N={N} neighbours.")
         _check(len(self.snapshot_names) == S, f"snapshot_names has {len(self.snapshot_names)} names for {S} snapshots.")
-        _check(0 <= self.snapshot < S, f"snapshot={snapshot} out of range for {S} snapshots.")
         self.class_names, self.k, self.method, self.index = class_names, k, str(method).lower(), 0
         self.active_mode, self.color_by_label, self._widget = "pairs", True, None
         i, j = np.random.default_rng(0).integers(0, N, (2, 2000))  # 2,000 random pairs set the distance scale
@@ -105,16 +98,6 @@ class Explorer:
         self.ax.update_datalim(pts)
         self.ax.autoscale_view()
         self.ax.set_title(f"{self.method.upper()} of {self.snapshot_names[self.snapshot]} ({len(pts)} points)")
-
-    def point_offsets(self) -> np.ndarray:
-        """(N, 2) positions of the drawn points, in input order (read back from the artists)."""
-        out = np.empty((len(self.labels), 2))
-        out[np.concatenate(self._class_idx)] = np.concatenate([c.get_offsets() for c in self._point_colls])
-        return out
-
-    def point_colors(self) -> np.ndarray:
-        """(N, 4) face colours of the drawn points (collection c holds the points of class code c)."""
-        return np.concatenate([c.get_facecolors()[:1] for c in self._point_colls])[self._codes]
 
     def _distances(self) -> np.ndarray:
         """(N,) distances from the selected point to every point, in the embedding."""
@@ -204,15 +187,9 @@ class Explorer:
         """Colour the points by label (True) or all grey (False)."""
         self._apply("color_by_label", bool(on), "_color_cb", points=True, strip=False)
 
-    def on_click(self, event) -> None:
-        """Select the point drawn nearest a click, within 12 pixels. ``event``: a matplotlib event
-        (``xdata``, ``ydata``) or an ipyevents dict (``arrayX``, ``arrayY``: pixels from the top left)."""
-        if isinstance(event, dict) and "arrayX" in event:
-            xy = (event["arrayX"], self.fig.bbox.height - event["arrayY"])  # pixels from the bottom left
-        elif not isinstance(event, dict) and getattr(event, "inaxes", self.ax) is self.ax and event.xdata is not None:
-            xy = self.ax.transData.transform([[event.xdata, event.ydata]])[0]
-        else:
-            return
+    def on_click(self, event: dict) -> None:
+        """Select the point drawn within 12 pixels of an ipyevents click (``arrayX``, ``arrayY``: from the top left)."""
+        xy = (event["arrayX"], self.fig.bbox.height - event["arrayY"])  # pixels from the bottom left
         px = np.hypot(*(self.ax.transData.transform(self.projection.points) - xy).T)  # (N,) pixels away
         if px.min() <= 12.0:
             self.select(int(np.argmin(px)))
@@ -221,10 +198,6 @@ class Explorer:
     def _png(fig) -> bytes:
         fig.canvas.print_png(buf := io.BytesIO(), pil_kwargs={"compress_level": 1})  # fast, larger PNGs
         return buf.getvalue()
-
-    def render(self) -> tuple[bytes, bytes]:
-        """Draw both figures now; their PNG bytes (scatter, neighbour strip)."""
-        return self._png(self.fig), self._png(self.nfig)
 
     @property
     def widget(self):
@@ -235,6 +208,7 @@ class Explorer:
 
     def _build_widget(self) -> None:
         import ipywidgets as W
+        from ipyevents import Event
         S, N, _ = self.emb.shape
         self._method_dd = W.Dropdown(options=METHODS, value=self.method, description="projection")
         self._snap_slider = W.IntSlider(value=self.snapshot, min=0, max=S - 1, description="epoch",
@@ -255,15 +229,10 @@ class Explorer:
         self._scatter_img.add_class("siamlib-explorer-figure")
         self._strip_img = W.Image(format="png", value=self._png(self.nfig))
         self._info = W.HTML(self.info_html, layout=W.Layout(width="95%"))
-        try:  # a click on the scatter needs the optional ipyevents package
-            from ipyevents import Event
-            self._click = Event(source=self._scatter_img, watched_events=["click"])
-            self._click.on_dom_event(self.on_click)
-        except ImportError:
-            self._click = None
-        hint = "click a point or type its number" if self._click else "type a point number"
+        self._click = Event(source=self._scatter_img, watched_events=["click"])  # ipyevents: clicks on the PNG
+        self._click.on_dom_event(self.on_click)
         self._widget = W.VBox([W.HBox([self._method_dd, self._snap_slider, self._color_cb]),
-                               W.HBox([self._index_box, W.HTML(f"<i>&nbsp;{hint}</i>")]),
+                               W.HBox([self._index_box, W.HTML("<i>&nbsp;click a point or type its number</i>")]),
                                W.HBox([self._margin_slider, self._active_tb]),
                                self._scatter_img, self._strip_img, self._info])
         self._widget.add_class("siamlib-explorer")
@@ -271,7 +240,7 @@ class Explorer:
     def _repr_mimebundle_(self, include=None, exclude=None):
         """The widget for live front ends, plus a static PNG (scatter above strip) for the rest."""
         from PIL import Image
-        a, b = (Image.open(io.BytesIO(p)).convert("RGB") for p in self.render())
+        a, b = (Image.open(io.BytesIO(p)).convert("RGB") for p in (self._png(self.fig), self._png(self.nfig)))
         both = Image.new("RGB", (max(a.width, b.width), a.height + b.height), "white")
         both.paste(a)
         both.paste(b, (0, a.height))

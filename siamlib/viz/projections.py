@@ -1,6 +1,5 @@
 """2-D projections of embeddings (PCA, t-SNE, UMAP), seeded, cached per training snapshot, and how
-many neighbourhoods they keep. Derived in notebooks/05_explore_embeddings.ipynb.
-"""
+many neighbourhoods they keep. Derived in notebooks/05_explore_embeddings.ipynb."""
 from __future__ import annotations
 
 import warnings
@@ -59,13 +58,13 @@ def project(emb, method: str = "pca", seed: int = 0) -> Projection:
 
 class ProjectionCache:
     """``get(snapshot, method)``: the projection of one snapshot of ``embeddings`` (S, N, D), computed
-    on first use, then cached. ``n_computed`` counts real computations. The Explorer's ``.cache``."""
+    on first use, then cached. The Explorer's ``.cache``."""
 
     def __init__(self, embeddings):
         emb = _np(embeddings, "embeddings").astype(np.float32)
         self.embeddings = emb[None] if emb.ndim == 2 else emb  # (S, N, D)
         _check(self.embeddings.ndim == 3, f"embeddings has shape {emb.shape}; expected (S, N, D), one (N, D) each.")
-        self.n_computed, self._cache = 0, {}
+        self._cache = {}
 
     def get(self, snapshot: int, method: str = "pca") -> Projection:
         n = len(self.embeddings)
@@ -73,7 +72,6 @@ class ProjectionCache:
         key = (int(snapshot), str(method).lower())
         if key not in self._cache:
             self._cache[key] = project(self.embeddings[snapshot], key[1])
-            self.n_computed += 1
         return self._cache[key]
 
 

@@ -1,8 +1,5 @@
-"""Static plots: arrays in (numpy or torch), never models; ``ax=None`` → the Axes drawn on.
-
-Bad arguments fail early with a ``ValueError`` that says what to do. As in ``sl.metrics``,
-``dissimilar = 1`` (Hadsell et al.'s Y) marks a pair of different classes.
-"""
+"""Static plots: arrays in (numpy or torch), never models; ``ax=None`` → the Axes drawn on. As in ``sl.metrics``,
+``dissimilar = 1`` (Hadsell et al.'s Y) marks a pair of different classes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -70,39 +67,32 @@ def scatter(points2d, labels=None, ax=None, *, s: float | None = None, alpha: fl
     Used in notebooks/05_explore_embeddings.ipynb and 08_ordered_and_intransitive_pairs.ipynb."""
     (pts, colors), ax = _points(points2d, labels), _new_ax(ax)
     size = s or float(np.clip(2000.0 / max(len(pts), 1), 2.0, 30.0))
-    if colors is None:
-        ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=alpha, color="tab:blue", linewidths=0)
-    else:
-        codes, classes, rgba = colors
-        ax.scatter(pts[:, 0], pts[:, 1], c=rgba[codes], s=size, alpha=alpha, linewidths=0)
-        if legend or (legend is None and len(classes) <= 20):
-            from matplotlib.lines import Line2D
-            handles = [Line2D([], [], marker="o", ls="", color=col, label=str(c if class_names is None else
-                                                                              class_names[int(c)]))
-                       for c, col in zip(classes, rgba)]
-            ax.legend(handles=handles, title="label", fontsize="small", loc="center left",
-                      bbox_to_anchor=(1.0, 0.5), frameon=False)
+    codes, classes, rgba = colors or (None, [], None)
+    ax.scatter(pts[:, 0], pts[:, 1], c="tab:blue" if colors is None else rgba[codes], s=size, alpha=alpha,
+               linewidths=0)
+    if colors is not None and (legend or (legend is None and len(classes) <= 20)):
+        from matplotlib.lines import Line2D
+        names = classes if class_names is None else [class_names[int(c)] for c in classes]
+        handles = [Line2D([], [], marker="o", ls="", color=col, label=str(n)) for n, col in zip(names, rgba)]
+        ax.legend(handles=handles, title="label", fontsize="small", loc="center left",
+                  bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set(xlabel="component 1", ylabel="component 2", title=title or "")
     return ax
 
 
-def image_scatter(points2d, images, ax=None, *, labels=None, max_images: int = 300, title: str | None = None):
-    """Thumbnails of ``max_images`` random images (N, H, W) at their 2-D positions (N, 2), the ink in the class
-    colour when ``labels`` are given. Used in notebooks/05_explore_embeddings.ipynb."""
+def image_scatter(points2d, images, ax=None, *, labels, max_images: int = 300, title: str | None = None):
+    """Thumbnails of ``max_images`` random images (N, H, W) at their 2-D positions (N, 2), the ink in the colour of
+    the class in ``labels`` (N,). Used in notebooks/05_explore_embeddings.ipynb."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-    (pts, colors), imgs = _points(points2d, labels), _as_images(images)
+    (pts, (codes, _, rgba)), imgs = _points(points2d, _np(labels, "labels")), _as_images(images)
     _check_len("points2d", pts, "images", imgs)
     _check(max_images >= 1, f"max_images={max_images}; expected at least 1.")
-    codes, _, rgba = colors or (None, None, None)
     ax = _new_ax(ax, figsize=(7, 6))
     idx = np.random.default_rng(0).permutation(len(pts))[:max_images]
     zoom = 0.6 * 28.0 / imgs.shape[-1]
     for i in idx:
-        if colors is None:
-            tile = OffsetImage(1.0 - imgs[i], cmap="gray", zoom=zoom)
-        else:  # RGBA: the class colour, opaque where the ink is
-            colour = np.broadcast_to(rgba[codes[i], :3], imgs[i].shape + (3,))  # (H, W, 3)
-            tile = OffsetImage(np.dstack([colour, imgs[i]]), zoom=zoom)
+        colour = np.broadcast_to(rgba[codes[i], :3], imgs[i].shape + (3,))  # (H, W, 3): the class colour
+        tile = OffsetImage(np.dstack([colour, imgs[i]]), zoom=zoom)  # RGBA, opaque where the ink is
         ax.add_artist(AnnotationBbox(tile, pts[i], frameon=False, pad=0.0))
     ax.update_datalim(pts[idx])
     ax.autoscale_view()
@@ -110,14 +100,13 @@ def image_scatter(points2d, images, ax=None, *, labels=None, max_images: int = 3
     return ax
 
 
-def pair_grid(images1, images2, ax=None, *, dissimilar=None, distances=None, max_pairs: int = 10,
-              title: str | None = None):
+def pair_grid(images1, images2, ax=None, *, dissimilar, distances=None, max_pairs: int = 10, title: str | None = None):
     """Pairs of images (N, H, W) as columns, ``images1`` on top, captioned "same"/"diff" from ``dissimilar`` (N,)
     and ``d=`` from ``distances`` (N,). Used in notebooks/01_twin_network.ipynb and 05_explore_embeddings.ipynb."""
     a, b = _as_images(images1, "images1"), _as_images(images2, "images2")
     _check_len("images1", a, "images2", b)
     _check(a.shape[1:] == b.shape[1:], f"images1 are {a.shape[1:]} but images2 are {b.shape[1:]}; pairs need one size.")
-    y = None if dissimilar is None else _np(dissimilar, "dissimilar").reshape(-1)
+    y = _np(dissimilar, "dissimilar").reshape(-1)
     d = None if distances is None else _np(distances, "distances").reshape(-1)
     for name, v in (("dissimilar", y), ("distances", d)):
         if v is not None:
@@ -130,10 +119,9 @@ def pair_grid(images1, images2, ax=None, *, dissimilar=None, distances=None, max
     ax.imshow(montage[:-pad, :-pad], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")  # NaN: blank
     ax.set(xticks=[], yticks=[])
     for k in range(n):
-        caption = ("" if y is None else "diff " if y[k] else "same ") + ("" if d is None else f"d={float(d[k]):.2f}")
-        if caption:
-            ax.text(k * (w + pad) + w / 2, -2, caption.strip(), ha="center", va="bottom", fontsize=7,
-                    color="black" if y is None else "tab:red" if y[k] else "tab:green")
+        caption = ("diff " if y[k] else "same ") + ("" if d is None else f"d={float(d[k]):.2f}")
+        ax.text(k * (w + pad) + w / 2, -2, caption.strip(), ha="center", va="bottom", fontsize=7,
+                color="tab:red" if y[k] else "tab:green")
     ax.set_title(title or "", pad=14)
     return ax
 
@@ -156,19 +144,17 @@ def distance_hist(dist, dissimilar, ax=None, *, bins: int = 50, title: str | Non
     return ax
 
 
-def training_curves(history, keys=None, ax=None, *, title: str | None = None):
-    """One line per numeric column of an ``sl.train.History`` or a dict ``name -> list``, against 1, 2, ...;
-    ``keys`` picks the columns. Used in notebooks/05_explore_embeddings.ipynb."""
+def training_curves(history, ax=None, *, title: str | None = None):
+    """One line per numeric column of an ``sl.train.History`` or a dict ``name -> list``, against 1, 2, ...
+    Used in notebooks/05_explore_embeddings.ipynb."""
     _check(isinstance(history, Mapping) or hasattr(history, "records"),  # a dict, or an sl.train.History
            f"history is a {type(history).__name__}; pass an sl.train.History or a dict of lists.")
     columns = {k: np.asarray(history[k]) for k in history.keys()}
     series = {k: v for k, v in columns.items() if k not in ("step", "epoch", "time_s")
               and v.ndim == 1 and len(v) > 0 and np.issubdtype(v.dtype, np.number)}
-    missing = [k for k in keys or [] if k not in series]
-    _check(bool(series) and not missing, f"history has no numeric series {missing or ''}; it has {sorted(series)}.")
+    _check(bool(series), f"history has no numeric series to plot; it has {sorted(columns)}.")
     ax = _new_ax(ax)
-    for k in keys or series:
-        v = series[k]
+    for k, v in series.items():
         ax.plot(np.arange(1, len(v) + 1), v, marker="o" if len(v) <= 30 else None, ms=3, label=k)
     ax.set(xlabel="step", ylabel="value", title=title or "")
     ax.legend(fontsize="small")
