@@ -4,8 +4,10 @@ scored on Lake's 20 runs; choices are made on held-out background characters, ne
 Trains on an Omniglot background set (default: background small 1, Lake's "minimal" setting, 5 alphabets,
 136 characters, which the offline mirror holds; ``--subset background`` needs the full set online) with
 ``sl.steps.omniglot_recipe``: prototypical 60-way episodes, rotations as new classes, small
-affine distortions, Adam with a cosine decay over the budget. ``--model koch`` trains Koch et al.'s (2015)
-verification head on top (see the recipe's docstring) and ranks candidates by its logit.
+affine distortions, Adam with a cosine decay over the budget. Each image's embedding is the mean over it and
+its four copies shifted by one pixel (``--tta 1``, test-time augmentation; ``--tta 0`` switches it off).
+``--model koch`` trains Koch et al.'s (2015) verification head on top (see the recipe's docstring) and ranks
+candidates by its logit.
 
 * Test (default): Lake et al.'s (2015) 20 official runs (20-way 1-shot within alphabet, evaluation
   alphabets): error % per run and their mean; 400 queries in all, one query = 0.25 points of the mean
@@ -41,9 +43,15 @@ def split_characters(ds, every: int = 4):
     return ds.subset(~held[ds.labels]), ds.subset(held[ds.labels])
 
 
-def scorer(model, kind: str, device):
-    """``(embed_fn, dist_fn)``: Euclidean nearest neighbour, or Koch's head (minus the logit of "same")."""
-    embed_fn = lambda im: sl.train.embed(model, im, device=device)  # noqa: E731
+def scorer(model, kind: str, device, tta: int = 0):
+    """``(embed_fn, dist_fn)``: Euclidean nearest neighbour, or Koch's head (minus the logit of "same"). With
+    ``tta`` > 0 (test-time augmentation) an image's embedding is the mean over it and its four copies shifted by
+    ``tta`` pixels."""
+    shifts = [(0, 0)] + ([(tta, 0), (-tta, 0), (0, tta), (0, -tta)] if tta else [])
+
+    def embed_fn(images):  # (N, H, W) -> (N, D)
+        return torch.stack([sl.train.embed(model, torch.roll(images, s, dims=(-2, -1)), device=device)
+                            for s in shifts]).mean(0)
     if kind == "proto":
         return embed_fn, None
 
@@ -53,9 +61,9 @@ def scorer(model, kind: str, device):
     return embed_fn, koch_dist
 
 
-def val_error(model, kind, held, device, n_episodes):
+def val_error(model, kind, held, device, n_episodes, tta=0):
     """Error % of 20-way 1-shot episodes on the held-out characters (with Koch's head when ``kind`` is koch)."""
-    embed_fn, dist_fn = scorer(model, kind, device)
+    embed_fn, dist_fn = scorer(model, kind, device, tta)
     emb = embed_fn(held.images)
     sampler = sl.data.EpisodeSampler(held.labels, 20, 1, 1, n_episodes, seed=0)
     wrong = 0
@@ -81,11 +89,14 @@ def run_seed(seed, args, levers, data=None):
         device=device, **levers)
     r = {"seed": seed, "steps": len(history), "train_s": round(history.train_s, 1)}
     if args.val:
-        r["val_error_pct"] = round(val_error(model, args.model, held, device, args.episodes), 2)
+        r["val_error_pct"] = round(val_error(model, args.model, held, device, args.episodes, args.tta), 2)
     else:
-        embed_fn, dist_fn = scorer(model, args.model, device)
+        embed_fn, dist_fn = scorer(model, args.model, device, args.tta)
         per_run = sl.metrics.lake_errors(embed_fn, runs, dist_fn)
         r["lake_error_pct"], r["per_run"] = round(statistics.fmean(per_run), 2), per_run
+        if args.tta:  # the same model without test-time augmentation, to show what it buys (chosen on --val)
+            plain_fn, dist_fn = scorer(model, args.model, device)
+            r["lake_error_no_tta_pct"] = round(statistics.fmean(sl.metrics.lake_errors(plain_fn, runs, dist_fn)), 2)
     print(json.dumps({k: v for k, v in r.items() if k != "per_run"}), flush=True)
     return r
 
@@ -117,6 +128,9 @@ def main():
     ap.add_argument("--no-distort", action="store_true")
     ap.add_argument("--within", action="store_true", help="each episode within one alphabet (like Lake's runs)")
     ap.add_argument("--koch-share", type=float, default=0.3)
+    ap.add_argument("--tta", type=int, default=1, metavar="PIXELS",
+                    help="test-time augmentation: average the embeddings of each image and 4 copies shifted by PIXELS "
+                         "(0: off)")
     ap.add_argument("--episodes", type=int, default=1000, help="validation episodes (--val)")
     ap.add_argument("--download", action="store_true", help="allow downloads (online)")
     args = ap.parse_args()
@@ -148,8 +162,10 @@ def main():
     print(json.dumps({
         "bench": "omniglot", "model": args.model, key: statistics.median(r[key] for r in results),
         "per_seed": [r[key] for r in results], "steps": [r["steps"] for r in results],
-        "train_s": [r["train_s"] for r in results], "device": str(device), "subset": args.subset,
-        "size": args.size, "budget": budget, "levers": {"width": args.width, **levers},
+        "train_s": [r["train_s"] for r in results],
+        **({} if args.val or not args.tta else {"no_tta_per_seed": [r["lake_error_no_tta_pct"] for r in results]}),
+        "device": str(device), "subset": args.subset,
+        "size": args.size, "budget": budget, "levers": {"width": args.width, "tta": args.tta, **levers},
         "loadavg_start": load_start, "loadavg_end": load_end,
         **({} if args.val else {"per_run_seed0": results[0]["per_run"]}),
     }))

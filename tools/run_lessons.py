@@ -48,7 +48,7 @@ def clean(nb) -> list[str]:
 
 
 def set_header(nb, minutes: float) -> None:
-    threads = os.environ.get("OMP_NUM_THREADS", "all")
+    threads = os.environ.get("OMP_NUM_THREADS") or os.cpu_count()
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
     line = (f"**Full run:** {minutes:.1f} min on a 2-core CPU ({threads} thread(s); a shared machine, load average "
             f"{load} at the end; no GPU measured yet); CI runs it in quick mode (`SIAMLIB_QUICK=1`).")
