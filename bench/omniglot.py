@@ -163,6 +163,8 @@ def main():
     ap.add_argument("--episodes", type=int, default=1000, help="validation episodes (--val)")
     ap.add_argument("--download", action="store_true", help="allow downloads (online)")
     args = ap.parse_args()
+    if min(args.seeds, args.members, args.jobs) < 1:
+        ap.error(f"--seeds, --members and --jobs must be at least 1; got {args.seeds}, {args.members}, {args.jobs}")
 
     device = sl.train.get_device()
     train, held, runs = load(args)
