@@ -107,22 +107,18 @@ def score_seed(seed, trained, args, data):
         models[-1].load_state_dict(state)
     r = {"seed": seed, "steps": [t[1] for t in trained], "train_s": [t[2] for t in trained]}
 
-    def error(ms, tta):
+    def error(ms, tta):  # (error %, Lake's per-run errors or None with --val)
         if args.val:
-            return round(val_error(ms, args.model, held, device, args.episodes, tta), 2)
+            return round(val_error(ms, args.model, held, device, args.episodes, tta), 2), None
         embed_fn, dist_fn = scorer(ms, args.model, device, tta)
-        return sl.metrics.lake_errors(embed_fn, runs, dist_fn)
+        per_run = sl.metrics.lake_errors(embed_fn, runs, dist_fn)
+        return round(statistics.fmean(per_run), 2), per_run
     key = "val_error_pct" if args.val else "lake_error_pct"
-    if args.val:
-        r[key] = error(models, args.tta)
-    else:
-        per_run = error(models, args.tta)
-        r[key], r["per_run"] = round(statistics.fmean(per_run), 2), per_run
-        if args.tta:  # the same models without test-time augmentation, to show what it buys (chosen on --val)
-            r["no_tta_pct"] = round(statistics.fmean(error(models, ())), 2)
+    r[key], r["per_run"] = error(models, args.tta)
+    if args.tta and not args.val:  # the same models without test-time augmentation, to show what it buys
+        r["no_tta_pct"] = error(models, ())[0]
     if len(models) > 1:  # each member alone, to show what the ensemble buys
-        r["members_pct"] = [e if args.val else round(statistics.fmean(e), 2) for e in (error([m], args.tta)
-                                                                                       for m in models)]
+        r["members_pct"] = [error([m], args.tta)[0] for m in models]
     print(json.dumps({k: v for k, v in r.items() if k != "per_run"}), flush=True)
     return r
 
